@@ -1,0 +1,175 @@
+"""DEF-DOMAIN, DEF-TOTAL-ORDER, DEF-FTZ-GUARD — input domains shared by every definition (spec/00-conventions.md).
+
+Accepted dtypes, byte order and layout normalisation, ``nan_policy`` handling,
+IEEE total-order keys and the flush-to-zero guard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+from .errors import (
+    EmptyInputError,
+    FlushToZeroError,
+    InvalidDTypeError,
+    InvalidParameterError,
+    NaNInputError,
+)
+
+__all__ = [
+    "FloatLayout",
+    "FLOAT_DTYPES",
+    "NAN_POLICIES",
+    "layout_of",
+    "as_float_array",
+    "check_nan_policy",
+    "nan_mask",
+    "total_order_key",
+    "assert_subnormals_survive",
+]
+
+NAN_POLICIES = ("raise", "omit", "propagate")
+
+
+@dataclass(frozen=True)
+class FloatLayout:
+    """Bit layout of an accepted binary floating-point dtype."""
+
+    dtype: np.dtype
+    uint: type  # unsigned integer type of the same width
+    nbits: int
+    ebits: int
+    mbits: int
+
+    @property
+    def sign_mask(self) -> int:
+        return 1 << (self.nbits - 1)
+
+    @property
+    def abs_mask(self) -> int:
+        return (1 << (self.nbits - 1)) - 1
+
+    @property
+    def inf_bits(self) -> int:
+        return ((1 << self.ebits) - 1) << self.mbits
+
+
+FLOAT_DTYPES = {
+    np.dtype(np.float16): FloatLayout(np.dtype(np.float16), np.uint16, 16, 5, 10),
+    np.dtype(ml_dtypes.bfloat16): FloatLayout(np.dtype(ml_dtypes.bfloat16), np.uint16, 16, 8, 7),
+    np.dtype(np.float32): FloatLayout(np.dtype(np.float32), np.uint32, 32, 8, 23),
+    np.dtype(np.float64): FloatLayout(np.dtype(np.float64), np.uint64, 64, 11, 52),
+}
+
+
+def layout_of(dtype) -> FloatLayout:
+    """Layout of an accepted dtype; ``InvalidDTypeError`` for anything else."""
+    dt = np.dtype(dtype)
+    native = dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt
+    try:
+        return FLOAT_DTYPES[native]
+    except KeyError:
+        raise InvalidDTypeError(
+            f"dtype {dt} is not accepted: expected one of float16, bfloat16, float32, float64",
+            value=str(dt),
+        ) from None
+
+
+def as_float_array(x, name: str = "x") -> np.ndarray:
+    """DEF-DOMAIN — return ``x`` as a native-byte-order ndarray of an accepted dtype (no value changes).
+
+    Python floats and lists of floats become float64; integer, complex, bool and
+    object arrays raise ``InvalidDTypeError``.  Byte-swapped input is converted to
+    native order (same values); non-contiguous input is accepted as is.
+    """
+    if isinstance(x, np.ndarray):
+        arr = x
+    elif isinstance(x, np.generic):
+        arr = np.asarray(x)
+    else:
+        arr = np.asarray(x)
+        if arr.dtype.kind in "iu" and arr.size == 0:
+            arr = arr.astype(np.float64)
+    layout = layout_of(arr.dtype)
+    if arr.dtype != layout.dtype:
+        arr = arr.astype(layout.dtype)
+    return arr
+
+
+def check_nan_policy(nan_policy: str, allowed=NAN_POLICIES) -> str:
+    if nan_policy not in allowed:
+        raise InvalidParameterError(
+            f"nan_policy must be one of {', '.join(map(repr, allowed))}; got {nan_policy!r}",
+            value=nan_policy,
+        )
+    return nan_policy
+
+
+def nan_mask(arr: np.ndarray) -> np.ndarray:
+    """Boolean mask of NaN elements, computed from bits (works for every accepted dtype)."""
+    lay = layout_of(arr.dtype)
+    bits = np.ascontiguousarray(arr).view(lay.uint)
+    return (bits & lay.uint(lay.abs_mask)) > lay.uint(lay.inf_bits)
+
+
+def raise_on_nan(arr: np.ndarray, name: str, mask: np.ndarray | None = None) -> None:
+    m = nan_mask(arr) if mask is None else mask
+    if m.any():
+        first = int(np.flatnonzero(m.ravel())[0])
+        raise NaNInputError(
+            f"{name} contains {int(m.sum())} NaN value(s) (first at flat index {first}) "
+            "and nan_policy='raise'",
+            value=first,
+        )
+
+
+def require_nonempty(arr: np.ndarray, name: str) -> None:
+    if arr.size == 0:
+        raise EmptyInputError(f"{name} is empty (after applying nan_policy)", value=arr.shape)
+
+
+def total_order_key(arr: np.ndarray) -> np.ndarray:
+    """DEF-TOTAL-ORDER — IEEE 754 totalOrder as unsigned integers: −NaN < −Inf < … < −0 < +0 < … < +Inf < +NaN."""
+    lay = layout_of(arr.dtype)
+    bits = np.ascontiguousarray(arr).view(lay.uint)
+    sign = lay.uint(lay.sign_mask)
+    neg = (bits & sign) != 0
+    return np.where(neg, ~bits, bits | sign)
+
+
+def from_total_order_key(key: np.ndarray, dtype) -> np.ndarray:
+    """Inverse of :func:`total_order_key`."""
+    lay = layout_of(dtype)
+    key = np.asarray(key, dtype=lay.uint)
+    sign = lay.uint(lay.sign_mask)
+    pos = (key & sign) != 0
+    bits = np.where(pos, key & lay.uint(lay.abs_mask), ~key)
+    return bits.astype(lay.uint).view(lay.dtype)
+
+
+_TINY32 = np.float32(np.finfo(np.float32).smallest_normal)
+
+
+def assert_subnormals_survive() -> None:
+    """DEF-FTZ-GUARD — raise ``FlushToZeroError`` if float32 subnormals are flushed in this thread.
+
+    Flush-to-zero (FTZ) zeroes subnormal results; denormals-are-zero (DAZ) zeroes
+    subnormal operands.  Both silently change quantization of tiny values, so the
+    reference refuses to run under either.
+    """
+    half = np.float32(0.5)
+    sub = np.multiply(_TINY32, half)  # FTZ turns this into 0
+    if sub == 0:
+        raise FlushToZeroError(
+            "flush-to-zero is on: float32 smallest_normal * 0.5 gave 0; "
+            "the reference needs IEEE subnormals (was a library built with -ffast-math loaded?)",
+            value="FTZ",
+        )
+    if np.multiply(sub, np.float32(2.0)) != _TINY32:  # DAZ reads the operand as 0
+        raise FlushToZeroError(
+            "denormals-are-zero is on: a float32 subnormal operand was read as 0",
+            value="DAZ",
+        )

@@ -1,0 +1,283 @@
+"""DEF-CODEBOOK, DEF-QUANTIZE, DEF-TIE-RULES, DEF-VORONOI-CELLS — codebooks and exact nearest-codeword quantization.
+
+Chapter: spec/02-codebook.md.  Nearest-codeword quantization is decided by the
+exact midpoints of adjacent codewords.  For each input dtype T the midpoints are
+converted, once and exactly (rational arithmetic where float64 is not enough), to
+*thresholds in T*: u_i is the largest T value that stays in cell i.  Quantizing is
+then one ``searchsorted`` in T (or a 65536-entry table for 16-bit T) with no
+rounding anywhere on the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+
+from ._domain import FLOAT_DTYPES, as_float_array, from_total_order_key, layout_of, total_order_key
+from .errors import CodebookError, InvalidParameterError
+
+__all__ = [
+    "TIE_RULES",
+    "Codebook",
+    "nearest_index",
+    "thresholds",
+    "voronoi_cells",
+    "VoronoiCell",
+]
+
+#: DEF-TIE-RULES: which codeword wins when x is exactly a midpoint.
+TIE_RULES = ("even", "down", "up", "away")
+
+
+def _uint_for(max_code: int):
+    for t in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if max_code <= np.iinfo(t).max:
+            return t
+    raise CodebookError("encodings do not fit in 64 bits", value=max_code)
+
+
+class Codebook:
+    """DEF-CODEBOOK — a finite, sorted set of distinct finite reconstruction values with integer encodings.
+
+    ``values`` are stored as float64 (every accepted input dtype converts exactly).
+    ``encodings[i]`` is the integer code of ``values[i]``; by default the index.
+    """
+
+    __slots__ = ("values", "encodings", "name", "code_dtype", "_key")
+
+    def __init__(self, values, encodings=None, name: str = "codebook"):
+        try:
+            raw = np.asarray(values)
+        except (TypeError, ValueError) as exc:
+            raise CodebookError(f"codebook values are not an array of numbers: {exc}", value=values) from None
+        if raw.dtype.kind in "iub":
+            raw = raw.astype(np.float64)  # small integers are exact in float64
+            if raw.size and np.max(np.abs(raw)) > 2**53:
+                raise CodebookError("integer codeword beyond 2**53 is not exact in float64", value=values)
+        elif raw.dtype.kind == "O" or (raw.dtype not in FLOAT_DTYPES and raw.dtype.kind != "V"):
+            raise CodebookError(f"codebook dtype {raw.dtype} is not a real floating type", value=str(raw.dtype))
+        else:
+            raw = as_float_array(raw, "codebook").astype(np.float64)
+        if raw.ndim != 1:
+            raise CodebookError(f"codebook must be 1-D, got shape {raw.shape}", value=raw.shape)
+        if raw.size == 0:
+            raise CodebookError("codebook is empty", value=[])
+        bad = ~np.isfinite(raw)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise CodebookError(f"codebook entry {i} is not finite: {raw[i]!r}", value=float(raw[i]))
+        d = np.diff(raw)
+        if (d == 0).any():
+            i = int(np.flatnonzero(d == 0)[0])
+            raise CodebookError(
+                f"codebook has duplicate entries {raw[i]!r} and {raw[i + 1]!r} at {i}, {i + 1}",
+                value=float(raw[i]),
+            )
+        if (d < 0).any():
+            i = int(np.flatnonzero(d < 0)[0])
+            raise CodebookError(
+                f"codebook is not sorted ascending: entry {i + 1} ({raw[i + 1]!r}) < entry {i} ({raw[i]!r})",
+                value=float(raw[i + 1]),
+            )
+        if encodings is None:
+            enc = np.arange(raw.size, dtype=np.uint64)
+        else:
+            enc_in = np.asarray(encodings)
+            if enc_in.shape != raw.shape or enc_in.dtype.kind not in "iu":
+                raise CodebookError(
+                    f"encodings must be integers of shape {raw.shape}; got {enc_in.dtype} {enc_in.shape}",
+                    value=encodings,
+                )
+            if (enc_in < 0).any():
+                raise CodebookError("encodings must be non-negative", value=int(enc_in.min()))
+            enc = enc_in.astype(np.uint64)
+            if np.unique(enc).size != enc.size:
+                raise CodebookError("encodings are not distinct", value=encodings)
+        self.values = raw
+        self.values.flags.writeable = False
+        self.code_dtype = _uint_for(int(enc.max()))
+        self.encodings = enc.astype(self.code_dtype)
+        self.encodings.flags.writeable = False
+        self.name = name
+        self._key = (name, raw.tobytes(), self.encodings.tobytes())
+
+    def __len__(self) -> int:
+        return int(self.values.size)
+
+    def __repr__(self) -> str:
+        return f"Codebook({self.name!r}, {len(self)} values in [{self.values[0]!r}, {self.values[-1]!r}])"
+
+    def __eq__(self, other):
+        return isinstance(other, Codebook) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def tie_goes_up(self, tie: str) -> np.ndarray:
+        """DEF-TIE-RULES — for each boundary i (between values i and i+1), whether a tie picks i+1."""
+        if tie not in TIE_RULES:
+            raise InvalidParameterError(f"tie must be one of {TIE_RULES}; got {tie!r}", value=tie)
+        v = self.values
+        k = v.size - 1
+        if tie == "down":
+            return np.zeros(k, dtype=bool)
+        if tie == "up":
+            return np.ones(k, dtype=bool)
+        if tie == "away":
+            # The midpoint's sign decides; a midpoint of exactly 0 goes up (toward +inf).
+            return (v[:-1] + v[1:]) >= 0  # sign of a float64 sum is exact
+        par = (self.encodings & 1).astype(bool)
+        same = par[:-1] == par[1:]
+        if same.any():
+            i = int(np.flatnonzero(same)[0])
+            raise CodebookError(
+                f"tie='even' needs adjacent codewords with encodings of different parity; "
+                f"{v[i]!r} (code {int(self.encodings[i])}) and {v[i + 1]!r} (code {int(self.encodings[i + 1])}) "
+                "have the same parity",
+                value=(float(v[i]), float(v[i + 1])),
+            )
+        return ~par[1:]
+
+
+def _exact_midpoints(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float64 midpoints and a mask of those that are exact (TwoSum residual 0, halving exact)."""
+    a, b = v[:-1], v[1:]
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = a + b
+        bb = s - a
+        err = (a - (s - bb)) + (b - bb)
+        m = s * 0.5
+        exact = np.isfinite(s) & (err == 0) & (m * 2.0 == s)
+    return m, exact
+
+
+@lru_cache(maxsize=64)
+def _thresholds_cached(cb: Codebook, tie: str, dtype: np.dtype) -> np.ndarray:
+    lay = layout_of(dtype)
+    v = cb.values
+    if v.size == 1:
+        return np.empty(0, dtype=lay.dtype)
+    goes_up = cb.tie_goes_up(tie)
+    m64, exact = _exact_midpoints(v)
+    # Where float64 cannot hold the midpoint, bracket it between two float64 values
+    # with exact rationals; the comparisons below then stay exact.
+    inexact = np.flatnonzero(~exact)
+    lo = m64.copy()
+    for i in inexact:
+        mq = (Fraction(float(v[i])) + Fraction(float(v[i + 1]))) / 2
+        f = float(mq)
+        if Fraction(f) > mq:
+            f = float(np.nextafter(f, -np.inf))
+        lo[i] = f  # largest float64 < exact midpoint (midpoint is not a float64)
+    strict = goes_up.copy()
+    # An inexact midpoint lies strictly between lo and nextafter(lo): "< m" and "<= m" agree.
+    strict[inexact] = False
+    target = lo
+    # Round the float64 target into T, then correct by whole T-ulp steps until
+    # c = the largest T value with c < target (strict) or c <= target (non-strict).
+    with np.errstate(over="ignore"):
+        c = target.astype(lay.dtype)
+    key = total_order_key(c)
+    for _ in range(4):
+        cv = from_total_order_key(key, lay.dtype).astype(np.float64)
+        too_big = (cv > target) | (strict & (cv == target))
+        if not too_big.any():
+            break
+        key = np.where(too_big, key - lay.uint(1), key).astype(lay.uint)
+    top = lay.uint(total_order_key(np.array([np.inf], dtype=lay.dtype))[0])
+    for _ in range(4):
+        nk = np.minimum(key + lay.uint(1), top).astype(lay.uint)
+        nv = from_total_order_key(nk, lay.dtype).astype(np.float64)
+        fits = (nk != key) & ((nv < target) | (~strict & (nv == target)))
+        if not fits.any():
+            break
+        key = np.where(fits, nk, key).astype(lay.uint)
+    u = from_total_order_key(key, lay.dtype)
+    u.flags.writeable = False
+    return u
+
+
+def thresholds(codebook: Codebook, tie: str, dtype) -> np.ndarray:
+    """DEF-QUANTIZE — thresholds u (dtype T): x in T lies in cell i iff u[i-1] < x <= u[i].
+
+    u[i] is the largest T value that the tie rule keeps in cell i (±Inf allowed).
+    """
+    return _thresholds_cached(codebook, tie, layout_of(dtype).dtype)
+
+
+@lru_cache(maxsize=64)
+def _lut16(cb: Codebook, tie: str, dtype: np.dtype) -> np.ndarray:
+    lay = layout_of(dtype)
+    u = thresholds(cb, tie, dtype).astype(np.float32)  # 16-bit values are exact in float32
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(lay.dtype).astype(np.float32)
+    lut = np.searchsorted(u, every, side="left").astype(np.min_scalar_type(max(len(cb) - 1, 0)))
+    lut.flags.writeable = False
+    return lut
+
+
+def nearest_index(x, codebook: Codebook, tie: str = "even") -> np.ndarray:
+    """DEF-QUANTIZE — index of the nearest codeword of each element (ties by ``tie``).
+
+    Exact for every accepted dtype.  NaN elements get an unspecified index: callers
+    apply ``nan_policy`` before or after (see :func:`natprec.reference.quantize`).
+    ±Inf go to the extreme codewords.  Returns an unsigned integer array of x's shape.
+    """
+    arr = as_float_array(x)
+    lay = layout_of(arr.dtype)
+    if lay.nbits == 16:
+        lut = _lut16(codebook, tie, lay.dtype)
+        return lut[np.ascontiguousarray(arr).view(np.uint16)]
+    u = thresholds(codebook, tie, lay.dtype)
+    idx = np.searchsorted(u, arr, side="left")
+    return idx.astype(np.min_scalar_type(max(len(codebook) - 1, 0)), copy=False)
+
+
+@dataclass(frozen=True)
+class VoronoiCell:
+    """DEF-VORONOI-CELLS — the interval of reals quantized to one codeword.
+
+    ``lower``/``upper`` are exact midpoints (Fractions; None for ±∞); ``*_closed``
+    says whether the tie at that midpoint belongs to this cell.
+    """
+
+    index: int
+    encoding: int
+    value: float
+    lower: Fraction | None
+    upper: Fraction | None
+    lower_closed: bool
+    upper_closed: bool
+
+    def contains(self, x: float) -> bool:
+        q = Fraction(x)
+        if self.lower is not None and (q < self.lower or (q == self.lower and not self.lower_closed)):
+            return False
+        if self.upper is not None and (q > self.upper or (q == self.upper and not self.upper_closed)):
+            return False
+        return True
+
+
+def voronoi_cells(codebook: Codebook, tie: str = "even") -> list[VoronoiCell]:
+    """DEF-VORONOI-CELLS — every cell of the 1-D Voronoi partition, with exact rational bounds."""
+    v = codebook.values
+    up = codebook.tie_goes_up(tie)
+    mids = [(Fraction(float(v[i])) + Fraction(float(v[i + 1]))) / 2 for i in range(v.size - 1)]
+    cells = []
+    for i in range(v.size):
+        lower = mids[i - 1] if i > 0 else None
+        upper = mids[i] if i < v.size - 1 else None
+        cells.append(
+            VoronoiCell(
+                index=i,
+                encoding=int(codebook.encodings[i]),
+                value=float(v[i]),
+                lower=lower,
+                upper=upper,
+                lower_closed=bool(up[i - 1]) if i > 0 else False,
+                upper_closed=(not bool(up[i])) if i < v.size - 1 else False,
+            )
+        )
+    return cells

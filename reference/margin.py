@@ -1,0 +1,117 @@
+"""DEF-MARGIN, THM-MARGIN-ROBUST — Voronoi margin γ(x) = min_{c'≠c} |x−c'| − |x−c|.
+
+Chapter: spec/04-margin.md.  In one dimension the minimum is attained at a
+neighbour of the nearest codeword c.  For a neighbour c' on the far side of x
+from c the difference is the constant gap |c' − c|; otherwise it is
+(c' − x) − (x − c) up to sign.  Every γ is the float64 value nearest the exact
+real γ (round-half-even): error-free transforms decide when float64 is exact,
+rationals handle the rest.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan, require_nonempty
+from .codebook import Codebook, nearest_index
+from .errors import InvalidParameterError
+
+__all__ = ["voronoi_margin", "min_voronoi_margin", "margin_guarantees_codes", "element_codebook"]
+
+
+def element_codebook(fmt) -> Codebook:
+    """The codebook whose cells define margins for a format name, format object or Codebook."""
+    from .formats import _resolve  # formats imports codebook; resolve lazily to keep chapters separate
+
+    f = _resolve(fmt)
+    return f.codebook if hasattr(f, "codebook") else f.element.codebook
+
+
+def _two_diff(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a − b = hi + lo exactly (Knuth TwoSum on a and −b)."""
+    s = a - b
+    bb = s - a
+    lo = (a - (s - bb)) + (-b - bb)
+    return s, lo
+
+
+def _side(x, c, cn, gap, toward_up: bool):
+    """γ contribution of neighbour cn of c; ``toward_up``: cn > c."""
+    far = (x <= c) if toward_up else (x >= c)
+    if toward_up:
+        a_hi, a_lo = _two_diff(cn, x)  # cn − x
+        b_hi, b_lo = _two_diff(x, c)  # x − c
+    else:
+        a_hi, a_lo = _two_diff(x, cn)  # x − cn
+        b_hi, b_lo = _two_diff(c, x)  # c − x
+    with np.errstate(invalid="ignore", over="ignore"):
+        near = a_hi - b_hi
+    exact = (a_lo == 0) & (b_lo == 0) & np.isfinite(a_hi) & np.isfinite(b_hi)
+    out = np.where(far, gap, near)
+    slow = np.flatnonzero(~far & ~exact)
+    for i in slow:
+        xq, cq, nq = Fraction(float(x[i])), Fraction(float(c[i])), Fraction(float(cn[i]))
+        out[i] = float((nq - xq) - (xq - cq)) if toward_up else float((xq - nq) - (cq - xq))
+    return out
+
+
+def voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> np.ndarray:
+    """DEF-MARGIN — per-element margin γ(x) ≥ 0 as float64, x's shape.
+
+    ``fmt``: a Codebook, an element format or a block format.  For a block format γ
+    is measured on the block-scaled values in the element codebook's units.
+    ±Inf get the limit of γ (the gap between the two extreme codewords); a
+    one-codeword codebook gives +Inf.  NaN: ``nan_policy`` ``"raise"`` or ``"propagate"`` (γ = NaN).
+    """
+    check_nan_policy(nan_policy, ("raise", "propagate"))
+    from .formats import _resolve, ElementFormat
+
+    f = _resolve(fmt)
+    if isinstance(f, ElementFormat):
+        arr = as_float_array(x)
+        cb = f.codebook
+    else:
+        arr = f.scaled(x)  # block formats: element-domain values (finite by construction)
+        cb = f.element.codebook
+    nan = nan_mask(arr)
+    if nan_policy == "raise":
+        raise_on_nan(arr, "x", nan)
+    shape = arr.shape
+    idx = nearest_index(arr, cb, tie).ravel().astype(np.intp)
+    x64 = arr.ravel().astype(np.float64)
+    v = cb.values
+    k = v.size
+    gamma = np.full(x64.shape, np.inf)
+    if k > 1:
+        gaps = np.array([float(Fraction(float(v[i + 1])) - Fraction(float(v[i]))) for i in range(k - 1)])
+        c = v[idx]
+        has_up = idx < k - 1
+        up = np.flatnonzero(has_up)
+        gamma[up] = _side(x64[up], c[up], v[idx[up] + 1], gaps[idx[up]], True)
+        dn = np.flatnonzero(idx > 0)
+        g_dn = _side(x64[dn], c[dn], v[idx[dn] - 1], gaps[idx[dn] - 1], False)
+        gamma[dn] = np.minimum(gamma[dn], g_dn)
+    gamma[nan.ravel()] = np.nan
+    return gamma.reshape(shape)
+
+
+def min_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> float:
+    """DEF-MARGIN — min over elements of γ; ``nan_policy`` may also be ``"omit"``.  Empty input raises."""
+    check_nan_policy(nan_policy)
+    g = voronoi_margin(x, fmt, tie=tie, nan_policy="raise" if nan_policy == "raise" else "propagate").ravel()
+    if nan_policy == "omit":
+        g = g[~np.isnan(g)]
+    require_nonempty(g, "x")
+    if nan_policy == "propagate" and np.isnan(g).any():
+        return float("nan")
+    return float(g.min())
+
+
+def margin_guarantees_codes(x, fmt, eta: float, *, tie: str = "even") -> bool:
+    """THM-MARGIN-ROBUST — True iff every γ(x) > η, which guarantees Q(x + δ) = Q(x) for all |δ| ≤ η/2."""
+    eta = float(eta)
+    if not np.isfinite(eta) or eta < 0:
+        raise InvalidParameterError(f"eta must be finite and >= 0; got {eta!r}", value=eta)
+    return bool(np.all(voronoi_margin(x, fmt, tie=tie) > eta))

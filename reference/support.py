@@ -1,0 +1,218 @@
+"""DEF-SUPPORT-VALUE, DEF-SUPPORT-BITS, DEF-NATPREC, DEF-NATPREC-TASK — realized support and natural precision.
+
+Chapter: spec/01-support.md.  The support is found by sorting integer keys
+(IEEE totalOrder) and counting key changes — for 16-bit dtypes by a 65536-bin
+count — so the result never depends on float comparison quirks, and no float64
+copy of the input is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ._domain import (
+    as_float_array,
+    check_nan_policy,
+    from_total_order_key,
+    layout_of,
+    nan_mask,
+    raise_on_nan,
+    total_order_key,
+)
+from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
+
+__all__ = [
+    "Support",
+    "realized_support",
+    "natural_precision",
+    "TaskQuotient",
+    "task_quotient",
+    "natural_precision_task",
+]
+
+
+@dataclass(frozen=True)
+class Support:
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — distinct values in IEEE totalOrder, with their counts.
+
+    ``values`` has the input's dtype; ``counts`` (int64) sums to the number of
+    elements kept; ``by`` is ``"value"`` or ``"bits"``.
+    """
+
+    values: np.ndarray
+    counts: np.ndarray
+    by: str
+
+    @property
+    def size(self) -> int:
+        return int(self.values.size)
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _canonical_bits(arr: np.ndarray, lay, by: str, nan: np.ndarray | None) -> np.ndarray:
+    """Integer keys whose equality is the support's equality."""
+    key = total_order_key(arr)
+    if by == "bits":
+        return key
+    # By value: −0.0 joins +0.0, and every NaN joins one canonical +NaN.
+    sign = lay.uint(lay.sign_mask)
+    neg_zero_key = ~sign  # key of the −0.0 bit pattern (sign bit only)
+    pos_zero_key = sign
+    key = np.where(key == lay.uint(neg_zero_key), lay.uint(pos_zero_key), key)
+    if nan is not None and nan.any():
+        qnan = lay.uint(lay.inf_bits | (1 << (lay.mbits - 1)))
+        key = np.where(nan, qnan | sign, key)
+    return key.astype(lay.uint, copy=False)
+
+
+def realized_support(x, *, by: str = "value", nan_policy: str = "raise") -> Support:
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — the realized support of ``x``.
+
+    ``by="value"``: IEEE equality, except that all NaNs form one element (kept
+    under ``nan_policy="propagate"``); −0.0 and +0.0 are one element, reported as +0.0.
+    ``by="bits"``: distinct bit patterns (−0.0 ≠ +0.0, each NaN payload distinct).
+    ``nan_policy``: ``"raise"`` (NaNInputError), ``"omit"`` (drop NaNs) or
+    ``"propagate"`` (NaNs are support elements, ordered last/first by totalOrder).
+    """
+    if by not in ("value", "bits"):
+        raise InvalidParameterError(f"by must be 'value' or 'bits'; got {by!r}", value=by)
+    check_nan_policy(nan_policy)
+    arr = as_float_array(x).ravel()
+    lay = layout_of(arr.dtype)
+    nan = nan_mask(arr)
+    if nan_policy == "raise":
+        raise_on_nan(arr, "x", nan)
+    elif nan_policy == "omit" and nan.any():
+        arr = arr[~nan]
+        nan = None
+    key = _canonical_bits(arr, lay, by, nan)
+    if lay.nbits == 16:
+        counts = np.bincount(key, minlength=0)
+        keys = np.flatnonzero(counts).astype(lay.uint)
+        cnt = counts[keys].astype(np.int64)
+    else:
+        s = np.sort(key)
+        if s.size == 0:
+            keys, cnt = s, np.zeros(0, dtype=np.int64)
+        else:
+            starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+            keys = s[starts]
+            cnt = np.diff(np.append(starts, s.size)).astype(np.int64)
+    vals = from_total_order_key(keys, lay.dtype)
+    vals.flags.writeable = False
+    cnt.flags.writeable = False
+    return Support(values=vals, counts=cnt, by=by)
+
+
+def _ceil_log2(n: int) -> int:
+    return (n - 1).bit_length()
+
+
+def natural_precision(x=None, *, support_size: int | None = None, by: str = "value", nan_policy: str = "raise") -> int:
+    """DEF-NATPREC — b* = ⌈log2 |supp(x)|⌉ computed with integers (|supp| = 1 gives 0).
+
+    Pass an array ``x`` (its realized support is measured) or ``support_size``.
+    An empty support (empty input, or all-NaN under ``omit``) raises EmptyInputError.
+    """
+    if (x is None) == (support_size is None):
+        raise InvalidParameterError("pass exactly one of x or support_size", value=(x is None, support_size))
+    if support_size is None:
+        n = realized_support(x, by=by, nan_policy=nan_policy).size
+    else:
+        if isinstance(support_size, bool) or not isinstance(support_size, (int, np.integer)):
+            raise InvalidParameterError(f"support_size must be an integer; got {support_size!r}", value=support_size)
+        n = int(support_size)
+        if n < 0:
+            raise InvalidParameterError(f"support_size must be >= 0; got {n}", value=n)
+    if n == 0:
+        raise EmptyInputError("natural precision of an empty support is undefined", value=0)
+    return _ceil_log2(n)
+
+
+@dataclass(frozen=True)
+class TaskQuotient:
+    """DEF-NATPREC-TASK — the greedy quotient of the sorted support under ~τ.
+
+    ``class_of[i]`` is the class of ``support.values[i]``; ``leaders`` are the
+    class representatives (the smallest value of each class); ``bits`` is b*_τ.
+    """
+
+    support: Support
+    class_of: np.ndarray
+    leaders: np.ndarray
+    bits: int
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.leaders.size)
+
+
+def _l2(a: np.ndarray, b: np.ndarray) -> float:
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return float(np.sqrt(np.sum(d * d)))
+
+
+def task_quotient(
+    x,
+    downstream: Callable[[np.ndarray], np.ndarray],
+    tolerance: float,
+    *,
+    metric: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    nan_policy: str = "raise",
+) -> TaskQuotient:
+    """DEF-NATPREC-TASK — greedy cover of the sorted support by classes of task-equivalent values.
+
+    ``downstream(values)`` maps a 1-D float64 array of support values to outputs
+    of shape ``(n, ...)``; ``metric(G(z), G(z'))`` defaults to the Euclidean
+    distance.  Scanning the support in ascending order, a value joins the current
+    class iff its distance to the class leader's output is ≤ ``tolerance``;
+    otherwise it starts a new class.  Every member is within τ of its leader, so
+    collapsing a class to its leader respects τ.  When G is monotone and the
+    metric is |·|, classes are pairwise equivalent and their number is minimal
+    among all partitions into pairwise-equivalent classes (THM-QUOTIENT-MINIMAL).
+    """
+    tau = float(tolerance)
+    if not np.isfinite(tau) or tau < 0:
+        raise InvalidParameterError(f"tolerance must be finite and >= 0; got {tolerance!r}", value=tolerance)
+    check_nan_policy(nan_policy, ("raise", "omit"))  # a NaN cannot be fed to G
+    sup = realized_support(x, nan_policy=nan_policy)
+    if sup.size == 0:
+        raise EmptyInputError("task quotient of an empty support is undefined", value=0)
+    z = sup.values.astype(np.float64)
+    out = np.asarray(downstream(z))
+    if out.shape[:1] != (z.size,):
+        raise InvalidParameterError(
+            f"downstream must return one output per support value (leading dim {z.size}); got shape {out.shape}",
+            value=out.shape,
+        )
+    if out.dtype.kind not in "fiu" or not np.all(np.isfinite(out)):
+        bad = int(np.flatnonzero(~np.isfinite(np.asarray(out, dtype=np.float64)).reshape(z.size, -1).any(axis=1))[0])
+        raise NonFiniteInputError(f"downstream output is not finite at support value {z[bad]!r}", value=float(z[bad]))
+    dist = metric or _l2
+    class_of = np.empty(z.size, dtype=np.int64)
+    leaders = [0]
+    c = 0
+    class_of[0] = 0
+    for i in range(1, z.size):
+        if dist(out[leaders[-1]], out[i]) <= tau:
+            class_of[i] = c
+        else:
+            c += 1
+            leaders.append(i)
+            class_of[i] = c
+    return TaskQuotient(
+        support=sup,
+        class_of=class_of,
+        leaders=sup.values[np.asarray(leaders)],
+        bits=_ceil_log2(len(leaders)),
+    )
+
+
+def natural_precision_task(x, downstream, tolerance, *, metric=None, nan_policy: str = "raise") -> int:
+    """DEF-NATPREC-TASK — b*_τ = ⌈log2 |supp/~τ|⌉ with the greedy quotient of :func:`task_quotient`."""
+    return task_quotient(x, downstream, tolerance, metric=metric, nan_policy=nan_policy).bits
