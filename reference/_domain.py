@@ -160,15 +160,14 @@ def assert_subnormals_survive() -> None:
     subnormal operands.  Both silently change quantization of tiny values, so the
     reference refuses to run under either.
     """
-    half = np.float32(0.5)
-    sub = np.multiply(_TINY32, half)  # FTZ turns this into 0
-    if sub == 0:
+    sub = np.multiply(_TINY32, np.float32(0.5))  # FTZ turns this result into 0
+    if sub.view(np.uint32) == 0:  # read the bits: comparing would itself be subject to DAZ
         raise FlushToZeroError(
             "flush-to-zero is on: float32 smallest_normal * 0.5 gave 0; "
             "the reference needs IEEE subnormals (was a library built with -ffast-math loaded?)",
             value="FTZ",
         )
-    if np.multiply(sub, np.float32(2.0)) != _TINY32:  # DAZ reads the operand as 0
+    if np.multiply(sub, np.float32(2.0)).view(np.uint32) != _TINY32.view(np.uint32):  # DAZ reads sub as 0
         raise FlushToZeroError(
             "denormals-are-zero is on: a float32 subnormal operand was read as 0",
             value="DAZ",

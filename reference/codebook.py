@@ -54,9 +54,12 @@ class Codebook:
         except (TypeError, ValueError) as exc:
             raise CodebookError(f"codebook values are not an array of numbers: {exc}", value=values) from None
         if raw.dtype.kind in "iub":
-            raw = raw.astype(np.float64)  # small integers are exact in float64
-            if raw.size and np.max(np.abs(raw)) > 2**53:
-                raise CodebookError("integer codeword beyond 2**53 is not exact in float64", value=values)
+            as_f = raw.astype(np.float64)
+            inexact = as_f.astype(object) != raw.astype(object)  # compare as Python ints: exact
+            if np.any(inexact):
+                i = int(np.flatnonzero(inexact)[0])
+                raise CodebookError(f"integer codeword {raw.ravel()[i]} is not exactly representable in float64", value=int(raw.ravel()[i]))
+            raw = as_f
         elif raw.dtype.kind == "O" or (raw.dtype not in FLOAT_DTYPES and raw.dtype.kind != "V"):
             raise CodebookError(f"codebook dtype {raw.dtype} is not a real floating type", value=str(raw.dtype))
         else:

@@ -108,14 +108,18 @@ def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: s
 
 
 def _mp_entropy_bits(counts: np.ndarray) -> mpmath.mpf:
-    """H = log2 N − (1/N) Σ_m k_m · m · log2 m, grouped by distinct count m (mpmath, 113 bits)."""
+    """H = Σ_m k_m · (m/N) · log2(N/m), grouped by distinct count m (mpmath, 113 bits).
+
+    Every term is ≥ 0 and a single occupied bin gives log2(1) = 0 exactly.
+    """
     c = np.asarray(counts, dtype=np.int64)
     c = c[c > 0]
     m, k = np.unique(c, return_counts=True)
     n = int(c.sum(dtype=np.int64))
     with mpmath.workprec(_PREC):
-        s = mpmath.fsum(mpmath.mpf(int(ki)) * int(mi) * mpmath.log(int(mi), 2) for mi, ki in zip(m, k) if mi > 1)
-        return mpmath.log(n, 2) - s / n
+        return mpmath.fsum(
+            mpmath.mpf(int(ki) * int(mi)) / n * mpmath.log(mpmath.mpf(n) / int(mi), 2) for mi, ki in zip(m, k)
+        )
 
 
 def entropy_bits_from_counts(counts, *, correction: str | None = None) -> float:
@@ -167,8 +171,9 @@ class EntropyInterval:
     low: float
     high: float
     confidence: float
-    method: str
+    method: str  # the method actually used
     n_resamples: int
+    note: str | None = None
 
 
 def _plugin_rows(counts: np.ndarray) -> np.ndarray:
@@ -201,6 +206,9 @@ def entropy_bootstrap_interval(
 ) -> EntropyInterval:
     """DEF-ENTROPY-BOOTSTRAP — bootstrap interval for the plug-in H_Δ: ``"bca"`` (default) or ``"basic"``.
 
+    When every resample falls on one side of the estimate BCa is undefined; the
+    result is then the basic interval, with ``method="basic"`` and a ``note`` saying why.
+
     Resamples are multinomial draws of the histogram (equivalent to resampling
     elements), from ``numpy.random.default_rng(seed)``; quantiles use NumPy's
     ``"linear"`` method.  BCa's acceleration comes from the exact leave-one-out
@@ -225,7 +233,12 @@ def entropy_bootstrap_interval(
         q_lo, q_hi = np.quantile(boot, [alpha, 1 - alpha], method="linear")
         return EntropyInterval(est, float(2 * est - q_hi), float(2 * est - q_lo), float(confidence), method, int(n_resamples))
     frac = float(np.mean(boot < est))
-    frac = min(max(frac, 1.0 / (2 * boot.size)), 1 - 1.0 / (2 * boot.size))  # keep z0 finite
+    if frac in (0.0, 1.0):
+        # Every resample on one side of the estimate (the plug-in's bias exceeds the
+        # bootstrap spread, typical when bins ~ elements): z0 = ±inf, BCa is undefined.
+        q_lo, q_hi = np.quantile(boot, [alpha, 1 - alpha], method="linear")
+        return EntropyInterval(est, float(2 * est - q_hi), float(2 * est - q_lo), float(confidence), "basic",
+                               int(n_resamples), note=f"BCa undefined: all {boot.size} resamples fall on one side of the estimate")
     z0 = _norm_ppf(frac)
     # Jackknife: leaving out one element of bin j turns c_j into c_j − 1; weight c_j.
     jack = np.empty(c.size)

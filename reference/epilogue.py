@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._domain import as_float_array, layout_of
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, NonFiniteInputError
 
 __all__ = [
     "ACTIVATIONS",
@@ -62,6 +62,13 @@ def activation_f32(t32: np.ndarray, name: str) -> np.ndarray:
         return _act64(np.asarray(t32, dtype=np.float64), name).astype(_F32)
 
 
+def _require_finite(v: np.ndarray, name: str) -> None:
+    bad = ~np.isfinite(v)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise NonFiniteInputError(f"{name} has a non-finite value {v[i]!r} at flat index {i}", value=float(v[i]))
+
+
 @dataclass(frozen=True)
 class DoubleRounding:
     """DEF-DOUBLE-ROUNDING — direct Q_final(x) vs Q_final(Q_mid(x)) over a set of inputs."""
@@ -88,8 +95,8 @@ def double_rounding(x, mid, final, *, tie: str = "even") -> DoubleRounding:
     if not (isinstance(fm, ElementFormat) and isinstance(ff, ElementFormat)):
         raise InvalidParameterError("double_rounding takes element formats", value=(getattr(fm, "name", fm), getattr(ff, "name", ff)))
     arr = as_float_array(x).ravel()
-    arr = arr[np.isfinite(arr.astype(np.float64))]
     x64 = arr.astype(np.float64)
+    _require_finite(x64, "x")
     direct = ff.dequantize(ff.quantize(arr, tie=tie, saturate=True))
     via = fm.dequantize(fm.quantize(arr, tie=tie, saturate=True))
     double = ff.dequantize(ff.quantize(via, tie=tie, saturate=True))
@@ -136,13 +143,12 @@ def epilogue_order_comparison(acc, scale: float, bias: float, activation: str, f
     if activation not in ACTIVATIONS:
         raise InvalidParameterError(f"activation must be one of {ACTIVATIONS}; got {activation!r}", value=activation)
     a = as_float_array(acc).ravel().astype(_F32)
-    a = a[np.isfinite(a)]
+    _require_finite(a, "acc")
     sc, bi = _F32(scale), _F32(bias)
     with np.errstate(over="ignore", invalid="ignore"):
         t = np.add(np.multiply(a, sc, dtype=_F32), bi, dtype=_F32)
         r = _act64(a.astype(np.float64) * float(sc) + float(bi), activation)
-    keep = np.isfinite(t) & np.isfinite(r)
-    t, r = t[keep], r[keep]
+    _require_finite(t, "fl32(fl32(acc·scale) + bias)")
 
     def q(v):
         return f.dequantize(f.quantize(v, tie=tie, saturate=True))

@@ -19,6 +19,7 @@ __all__ = [
     "FlushToZeroError",
     "InputFileError",
     "ProblemTooLargeError",
+    "MissingDependencyError",
 ]
 
 
@@ -68,3 +69,7 @@ class InputFileError(NatprecError, OSError):
 
 class ProblemTooLargeError(NatprecError, ValueError):
     """An exact computation whose cost exceeds the stated cap (e.g. pairwise task checks)."""
+
+
+class MissingDependencyError(NatprecError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""

@@ -126,9 +126,10 @@ class ElementFormat:
             table[self.inf_code | (1 << self.sign_bit)] = -np.inf
             valid[[self.inf_code, self.inf_code | (1 << self.sign_bit)]] = True
         if self.nan_code is not None:
-            valid[np.isnan(table) & ~valid] = False
             nan_codes = self._nan_codes()
             valid[nan_codes] = True
+            signed = (nan_codes >> self.sign_bit) & 1 == 1
+            table[nan_codes[signed]] = -np.nan  # NaN codes keep their sign bit
         table.flags.writeable = False
         self._valid = valid
         return table
@@ -392,7 +393,7 @@ class AbsmaxBlockFormat(_BlockFormat):
     Per block of ``block_size`` consecutive elements of the last axis (last block
     partial): s = max|x| in float32; r = fl32(1 / s); y = fl32(x · r); code = nearest
     codeword of y (tie rule ``tie``); decode fl32(c · s).  s = 0 encodes every element
-    as the codeword nearest 0.
+    as the codeword nearest 0; s < 2**-128 (where fl32(1/s) overflows) uses y = fl32(x / s).
     """
 
     def __init__(self, name: str, element: ElementFormat, block_size: int):
@@ -405,15 +406,21 @@ class AbsmaxBlockFormat(_BlockFormat):
 
     def conventions(self) -> dict:
         return {"element": self.element.name, "block_size": self.block_size, "scale": "float32 absmax",
+                "bits_per_element": self.element.nbits + 32 / self.block_size,
                 "normalise": "x * fl32(1/absmax)", "blocks": "last axis, partial last block"}
 
     def _scale(self, x):
         a32 = _block_input(x, self.name)
         blk, n = _blocks(a32, self.block_size)
         s = np.max(np.abs(blk), axis=-1)
-        with np.errstate(divide="ignore"):
-            r = np.where(s > 0, np.divide(_F32(1), s, dtype=_F32), _F32(0)).astype(_F32)
-        return np.multiply(blk, r[..., None], dtype=_F32), n, s.astype(_F32), None
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            r = np.divide(_F32(1), s, dtype=_F32)
+            y = np.multiply(blk, np.where(s > 0, r, _F32(0))[..., None], dtype=_F32)
+            # s < 2**-128: fl32(1/s) overflows, so such blocks divide instead: y = fl32(x / s).
+            tiny = (s > 0) & np.isinf(r)
+            if tiny.any():
+                y = np.where(tiny[..., None], np.divide(blk, np.where(tiny, s, _F32(1))[..., None], dtype=_F32), y)
+        return y.astype(_F32), n, s.astype(_F32), None
 
     def dequantize(self, q: BlockQuantized) -> np.ndarray:
         blk, n = _blocks(self.element.dequantize(q.codes).astype(_F32), self.block_size)
@@ -448,6 +455,7 @@ class MXFormat(_BlockFormat):
 
     def conventions(self) -> dict:
         return {"element": self.element.name, "block_size": self.block_size, "scale": "E8M0",
+                "bits_per_element": self.element.nbits + 8 / self.block_size,
                 "scale_rule": self.scale_rule, "emax_elem": self.emax_elem, "saturate": True}
 
     def with_scale_rule(self, rule: str) -> "MXFormat":
@@ -497,6 +505,7 @@ class NVFP4Format(_BlockFormat):
 
     def conventions(self) -> dict:
         return {"element": "float4_e2m1fn", "block_size": self.block_size, "scale": "float8_e4m3fn",
+                "bits_per_element": 4 + 8 / self.block_size,
                 "tensor_scale": "float32 S_dec = 1/(2688/amax)", "saturate": True}
 
     def _scale(self, x):

@@ -45,7 +45,7 @@ class InjectivityReport:
     format: str
     n_elements: int
     support_size: int
-    codebook_size: int
+    codebook_size: int  # cells available: |C|, or blocks × |C| for block formats
     cells_used: int
     injective: bool  # THM-INJECTIVITY: Q restricted to the support is one-to-one
     corollary: bool  # THM-INJECTIVITY-COROLLARY: |C| >= |supp| and every cell holds <= 1 value
@@ -122,10 +122,12 @@ def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", 
         raise EmptyInputError("injectivity of an empty tensor is undefined", value=arr.shape)
     if arr.ndim == 0:
         arr = arr.reshape(1)
+    # The support is by value, so −0.0 is +0.0 here too (else a signed-zero format would
+    # put one realized value in two cells).
+    arr = np.where(arr == 0, np.zeros_like(arr), arr)
     cell, recon = _cells_of_elements(arr, f, tie)
-    # Group elements by (cell, value): value equality via canonical totalOrder keys (−0 joins +0).
     flat = arr.ravel()
-    key = total_order_key(np.where(flat == 0, np.zeros_like(flat), flat)).astype(np.uint64)
+    key = total_order_key(flat).astype(np.uint64)
     order = np.lexsort((key, cell))
     cs, ks = cell[order], key[order]
     new_pair = np.concatenate(([True], (cs[1:] != cs[:-1]) | (ks[1:] != ks[:-1])))
@@ -156,7 +158,10 @@ def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", 
             )
         )
     support = realized_support(arr, nan_policy="raise")
-    size = len(f.codebook) if isinstance(f, ElementFormat) else len(f.element.codebook)
+    if isinstance(f, ElementFormat):
+        size = len(f.codebook)
+    else:  # every block has its own copy of the element codebook
+        size = len(f.element.codebook) * int(np.ceil(arr.shape[-1] / f.block_size)) * (arr.size // arr.shape[-1])
     injective = bool(multi.size == 0)
     return InjectivityReport(
         format=f.name,

@@ -84,29 +84,35 @@ def voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> n
     v = cb.values
     k = v.size
     gamma = np.full(x64.shape, np.inf)
+    ok = ~nan.ravel()
     if k > 1:
         gaps = np.array([float(Fraction(float(v[i + 1])) - Fraction(float(v[i]))) for i in range(k - 1)])
         c = v[idx]
-        has_up = idx < k - 1
-        up = np.flatnonzero(has_up)
-        gamma[up] = _side(x64[up], c[up], v[idx[up] + 1], gaps[idx[up]], True)
-        dn = np.flatnonzero(idx > 0)
-        g_dn = _side(x64[dn], c[dn], v[idx[dn] - 1], gaps[idx[dn] - 1], False)
+        up = np.flatnonzero(ok & (idx < k - 1))
+        dn = np.flatnonzero(ok & (idx > 0))
+        with np.errstate(invalid="ignore", over="ignore"):  # ±Inf rows take the far-side gap
+            gamma[up] = _side(x64[up], c[up], v[idx[up] + 1], gaps[idx[up]], True)
+            g_dn = _side(x64[dn], c[dn], v[idx[dn] - 1], gaps[idx[dn] - 1], False)
         gamma[dn] = np.minimum(gamma[dn], g_dn)
-    gamma[nan.ravel()] = np.nan
+    gamma[~ok] = np.nan
     return gamma.reshape(shape)
 
 
 def min_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> float:
-    """DEF-MARGIN — min over elements of γ; ``nan_policy`` may also be ``"omit"``.  Empty input raises."""
+    """DEF-MARGIN — min over elements of γ; ``nan_policy`` may also be ``"omit"`` (drops NaNs, flattening).
+
+    Empty input (after omitting) raises EmptyInputError.
+    """
     check_nan_policy(nan_policy)
-    g = voronoi_margin(x, fmt, tie=tie, nan_policy="raise" if nan_policy == "raise" else "propagate").ravel()
-    if nan_policy == "omit":
-        g = g[~np.isnan(g)]
-    require_nonempty(g, "x")
-    if nan_policy == "propagate" and np.isnan(g).any():
-        return float("nan")
-    return float(g.min())
+    arr = as_float_array(x)
+    nan = nan_mask(arr)
+    if nan.any():
+        if nan_policy == "propagate":
+            return float("nan")
+        if nan_policy == "omit":
+            arr = arr[~nan]  # flattens: block formats then block the remaining elements
+    require_nonempty(arr, "x")
+    return float(voronoi_margin(arr, fmt, tie=tie).min())
 
 
 def margin_guarantees_codes(x, fmt, eta: float, *, tie: str = "even") -> bool:

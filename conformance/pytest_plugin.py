@@ -1,0 +1,40 @@
+"""pytest plugin for natprec's suites: hypothesis profile, spec-ID test ids, the tier fixture.
+
+Load it with ``-p natprec.conformance.pytest_plugin`` (the repository's conftest does).
+A test marked ``@pytest.mark.spec("DEF-…", …)`` gets the IDs in its test id,
+e.g. ``test_quantize_matches_brute_force[DEF-QUANTIZE,DEF-TIE-RULES]``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .profiles import load_profile
+from .tiers import candidate_tiers
+
+_PROFILE = load_profile()
+
+
+def pytest_report_header(config):
+    tiers = ", ".join(f"{t.name}({'skip: ' + t.skip_reason if t.skip_reason else 'on'})" for t in candidate_tiers())
+    return [f"natprec: hypothesis profile {_PROFILE}; tiers under test: {tiers or 'none'}"]
+
+
+@pytest.fixture(autouse=True)
+def spec_ids(request):
+    """The spec IDs a test checks (from its ``spec`` marker); None for unmarked tests."""
+    return getattr(request, "param", None)
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("spec")
+    if marker is not None:
+        ids = tuple(marker.args)
+        metafunc.parametrize("spec_ids", [ids], ids=[",".join(ids)])
+    if "tier" in metafunc.fixturenames:
+        tiers = candidate_tiers()
+        params = [
+            pytest.param(t, id=t.name, marks=pytest.mark.skip(reason=t.skip_reason)) if t.skip_reason else pytest.param(t, id=t.name)
+            for t in tiers
+        ]
+        metafunc.parametrize("tier", params)
