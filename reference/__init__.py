@@ -47,7 +47,15 @@ from .formats import (
 from .injectivity import InjectivityReport, TaskMergeReport, collision_probability, injectivity_report, task_merge_check
 from .landauer import BOLTZMANN_J_PER_K, boundary_cost_joules, is_free_boundary, landauer_energy_joules
 from .margin import margin_guarantees_codes, min_voronoi_margin, voronoi_margin
-from .support import Support, TaskQuotient, natural_precision, natural_precision_task, realized_support, task_quotient
+from .support import (
+    Support,
+    TaskQuotient,
+    natural_precision,
+    natural_precision_task,
+    realized_support,
+    support_size,
+    task_quotient,
+)
 
 __all__ = [
     "FLOAT_DTYPES", "NAN_POLICIES", "assert_subnormals_survive", "total_order_key",
@@ -65,5 +73,5 @@ __all__ = [
     "InjectivityReport", "TaskMergeReport", "collision_probability", "injectivity_report", "task_merge_check",
     "BOLTZMANN_J_PER_K", "boundary_cost_joules", "is_free_boundary", "landauer_energy_joules",
     "margin_guarantees_codes", "min_voronoi_margin", "voronoi_margin",
-    "Support", "TaskQuotient", "natural_precision", "natural_precision_task", "realized_support", "task_quotient",
+    "Support", "TaskQuotient", "natural_precision", "natural_precision_task", "realized_support", "support_size", "task_quotient",
 ]

@@ -131,23 +131,32 @@ def require_nonempty(arr: np.ndarray, name: str) -> None:
         raise EmptyInputError(f"{name} is empty (after applying nan_policy)", value=arr.shape)
 
 
+_SIGNED = {np.uint16: np.int16, np.uint32: np.int32, np.uint64: np.int64}
+
+
 def total_order_key(arr: np.ndarray) -> np.ndarray:
-    """DEF-TOTAL-ORDER — IEEE 754 totalOrder as unsigned integers: −NaN < −Inf < … < −0 < +0 < … < +Inf < +NaN."""
+    """DEF-TOTAL-ORDER — IEEE 754 totalOrder as unsigned integers: −NaN < −Inf < … < −0 < +0 < … < +Inf < +NaN.
+
+    key = bits XOR (sign bit | all-ones if negative): positives get the sign bit set,
+    negatives are complemented.
+    """
     lay = layout_of(arr.dtype)
     bits = np.ascontiguousarray(arr).view(lay.uint)
-    sign = lay.uint(lay.sign_mask)
-    neg = (bits & sign) != 0
-    return np.where(neg, ~bits, bits | sign)
+    neg = (bits.view(_SIGNED[lay.uint]) >> (lay.nbits - 1)).view(lay.uint)  # all ones where negative
+    neg |= lay.uint(lay.sign_mask)
+    neg ^= bits
+    return neg
 
 
 def from_total_order_key(key: np.ndarray, dtype) -> np.ndarray:
     """Inverse of :func:`total_order_key`."""
     lay = layout_of(dtype)
-    key = np.asarray(key, dtype=lay.uint)
-    sign = lay.uint(lay.sign_mask)
-    pos = (key & sign) != 0
-    bits = np.where(pos, key & lay.uint(lay.abs_mask), ~key)
-    return bits.astype(lay.uint).view(lay.dtype)
+    key = np.ascontiguousarray(key, dtype=lay.uint)
+    pos = (key.view(_SIGNED[lay.uint]) >> (lay.nbits - 1)).view(lay.uint)  # all ones where originally positive
+    bits = ~pos
+    bits |= lay.uint(lay.sign_mask)
+    bits ^= key
+    return bits.view(lay.dtype)
 
 
 _TINY32 = np.float32(np.finfo(np.float32).smallest_normal)

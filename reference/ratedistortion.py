@@ -144,16 +144,39 @@ def _check_problem(p, x, y):
     return p[keep] / p[keep].sum(), x[keep], y
 
 
-class _Kernel:
-    """exp(s·d) for one slope, row-shifted so every row's largest entry is 1."""
+_vecdot = getattr(np, "vecdot", None)  # NumPy ≥ 2: a row-wise dot that never spawns BLAS threads
 
-    def __init__(self, x, y, slope):
-        self.d = (x[:, None] - y[None, :]) ** 2
-        self.sd = slope * self.d
-        self.row_max = self.sd.max(axis=1)
-        k = np.exp(self.sd - self.row_max[:, None])
+
+class _Kernel:
+    """exp(s·d) for one slope, row-shifted so every row's largest entry is 1.
+
+    The kernel is kept in both layouts so each BA sum is a row-wise dot product over
+    contiguous memory: ``np.vecdot`` (one BLAS ddot per row, single-threaded) or, before
+    NumPy 2, ``np.einsum``.  A threaded gemv stalls badly on a busy 2-core machine, and the
+    thread count never changes the result.
+    """
+
+    def __init__(self, x, y, slope, d=None):
+        self.slope = slope
+        self.d = (x[:, None] - y[None, :]) ** 2 if d is None else d
+        sd = slope * self.d
+        self.row_max = sd.max(axis=1)
+        sd -= self.row_max[:, None]
+        k = np.exp(sd, out=sd)
         k[k < 1e-300] = 0.0  # subnormals cost time and are below the underflow guard anyway
         self.k = k
+        self.kt = np.ascontiguousarray(k.T)
+
+    def sd(self, rows=slice(None), cols=slice(None)):
+        return self.slope * self.d[rows, cols]
+
+    def rows(self, v):
+        """Σ_y k(x, y) v(y) for every x."""
+        return _vecdot(self.k, v) if _vecdot is not None else np.einsum("ij,j->i", self.k, v)
+
+    def cols(self, w):
+        """Σ_x w(x) k(x, y) for every y."""
+        return _vecdot(self.kt, w) if _vecdot is not None else np.einsum("ji,j->i", self.kt, w)
 
 
 def _lse_rows(a):
@@ -164,26 +187,28 @@ def _lse_rows(a):
 def _ba_step(ker: _Kernel, log_p, log_q):
     """One BA update: returns (log Z(x), log c(y)).
 
-    Sums are matrix–vector products of the shifted kernel with max-scaled vectors;
+    Sums are row-wise dot products of the shifted kernel with max-scaled vectors;
     a result below _UNDERFLOW_GUARD may have lost terms to underflow and is recomputed
     exactly as a log-sum-exp, so no mass is ever lost to a hard zero.
     """
     mq = log_q.max()
-    # einsum's own loops, not BLAS: a threaded gemv stalls badly on a busy 2-core machine.
-    z = np.einsum("ij,j->i", ker.k, np.exp(log_q - mq))
+    z = ker.rows(np.exp(log_q - mq))
     with np.errstate(divide="ignore"):
-        log_z = ker.row_max + mq + np.log(z)
+        log_z = np.log(z)
+    log_z += ker.row_max + mq
     bad = z < _UNDERFLOW_GUARD
     if bad.any():
-        log_z[bad] = _lse_rows(ker.sd[bad] + log_q[None, :])
-    v = log_p - log_z + ker.row_max
+        log_z[bad] = _lse_rows(ker.sd(bad) + log_q[None, :])
+    v = log_p - log_z
+    v += ker.row_max
     mv = v.max()
-    c = np.einsum("i,ij->j", np.exp(v - mv), ker.k)
+    c = ker.cols(np.exp(v - mv))
     with np.errstate(divide="ignore"):
-        log_c = mv + np.log(c)
+        log_c = np.log(c)
+    log_c += mv
     bad = c < _UNDERFLOW_GUARD
     if bad.any():
-        log_c[bad] = _lse_rows((ker.sd[:, bad] + (log_p - log_z)[:, None]).T)
+        log_c[bad] = _lse_rows((ker.sd(slice(None), bad) + (log_p - log_z)[:, None]).T)
     return log_z, log_c
 
 
@@ -204,25 +229,98 @@ def _validate_ba_args(slope, tol_bits, max_iter):
     return s, t, int(max_iter)
 
 
-def _ba_solve(ker, log_p, log_q, slope, tol_bits, max_iter):
-    gap = math.inf
-    it = 0
-    while it < max_iter:
-        log_z, log_c = _ba_step(ker, log_p, log_q)
-        it += 1
-        q_new_log = log_q + log_c
-        q_new = np.exp(q_new_log - q_new_log.max())
-        q_new /= q_new.sum()
+class _Eval:
+    """One BA map evaluation at a normalised log q: Z, c, the objective, the bound gap, F(log q)."""
+
+    __slots__ = ("log_q", "log_z", "log_c", "objective", "gap", "q_next", "log_q_next")
+
+    def __init__(self, ker, log_p, p, log_q):
+        self.log_q = log_q
+        self.log_z, self.log_c = _ba_step(ker, log_p, log_q)
+        # BA minimises −Σ p ln Z over normalised q; each plain step never increases it.
+        self.objective = -float(p @ self.log_z)
+        lq = log_q + self.log_c
+        m = lq.max()
+        q = np.exp(lq - m)
+        tot = float(q.sum())
+        q /= tot
+        lq -= m + math.log(tot)
+        self.q_next = q  # q·c, normalised: the output marginal of the test channel at q
+        self.log_q_next = lq  # F(log q), the plain BA step
         # Blahut's bounds differ by max_y log c − Σ_y q'(y) log c(y) (q' = q·c), in nats.
-        gap = (float(log_c.max()) - float(q_new @ log_c)) / LN2
-        if gap <= tol_bits:
-            break
-        log_q = _normalise_log(q_new_log)
+        self.gap = (float(self.log_c.max()) - float(q @ self.log_c)) / LN2
+
+
+def _ba_solve(ker, log_p, log_q, slope, tol_bits, max_iter, accelerate=True):
+    """BA from log_q; with ``accelerate`` the iterates are extrapolated (SQUAREM, Varadhan & Roland 2008).
+
+    Blahut's bounds hold at *every* strictly positive q, not only at BA iterates, so the
+    extrapolation cannot invalidate them: an extrapolated q is kept only if it does not
+    raise the BA objective −Σ p ln Z (else the plain BA step is taken), and the bounds and
+    the stopping test are always those of an evaluated q.  ``max_iter`` counts evaluations
+    of the BA map (two kernel sums each), extrapolated or not.
+    """
+    p = np.exp(log_p)
+    cur = _Eval(ker, log_p, p, log_q)
+    it = 1
+    best = cur
+    step_max = 1.0
+    while cur.gap > tol_bits and it < max_iter:
+        if not accelerate:
+            cur = _Eval(ker, log_p, p, cur.log_q_next)
+            it += 1
+        else:
+            nxt = _Eval(ker, log_p, p, cur.log_q_next)
+            it += 1
+            if nxt.gap <= tol_bits or it >= max_iter:
+                cur = nxt
+            else:
+                r = cur.log_q_next - cur.log_q
+                v = nxt.log_q_next - cur.log_q_next - r
+                vv = float(v @ v)
+                raw = -math.sqrt(float(r @ r) / vv) if vv > 0.0 else -1.0
+                alpha = max(min(raw, -1.0), -step_max)
+                if alpha == -1.0:
+                    cur = _Eval(ker, log_p, p, nxt.log_q_next)  # the extrapolation is the plain step
+                    it += 1
+                    if raw < -step_max:
+                        step_max *= 4.0
+                else:
+                    ext = cur.log_q - 2.0 * alpha * r + alpha * alpha * v
+                    if np.isfinite(ext).all():
+                        ext = np.maximum(ext, ext.max() - 700.0)  # keep every q(y) > 0 in float64
+                        trial = _Eval(ker, log_p, p, _normalise_log(ext))
+                        it += 1
+                    else:
+                        trial = None
+                    if trial is not None and trial.objective <= nxt.objective + 1e-13 * abs(nxt.objective):
+                        cur = trial
+                        if alpha == -step_max:
+                            step_max *= 4.0
+                    else:
+                        step_max = max(1.0, step_max / 4.0)
+                        if trial is not None and trial.gap < best.gap:
+                            best = trial
+                        if it >= max_iter:
+                            cur = nxt
+                        else:
+                            cur = _Eval(ker, log_p, p, nxt.log_q_next)
+                            it += 1
+            if nxt.gap < best.gap:
+                best = nxt
+        if cur.gap < best.gap:
+            best = cur
+    if cur.gap > tol_bits and best.gap < cur.gap:
+        cur = best  # not converged: report the tightest bounds seen
+    gap = cur.gap
+    log_q, log_z, log_c, q_new = cur.log_q, cur.log_z, cur.log_c, cur.q_next
     # Bounds and channel at the q whose c-vector certified the gap.
-    mean_log_z = float(np.exp(log_p) @ log_z)
-    log_chan = ker.sd + log_q[None, :] - log_z[:, None]
-    chan = np.exp(log_chan)
-    dist = float(np.exp(log_p) @ (chan * ker.d).sum(axis=1))
+    mean_log_z = float(p @ log_z)
+    chan = ker.sd()
+    chan += log_q[None, :]
+    chan -= log_z[:, None]
+    np.exp(chan, out=chan)
+    dist = float(p @ _rowdot(chan, ker.d))
     base = slope * dist - mean_log_z
     upper = (base - float(q_new @ log_c)) / LN2
     lower = (base - float(log_c.max())) / LN2
@@ -237,7 +335,11 @@ def _ba_solve(ker, log_p, log_q, slope, tol_bits, max_iter):
         converged=gap <= tol_bits,
         log_q=log_q,
         test_channel=chan,
-    ), log_c
+    ), log_c, mean_log_z
+
+
+def _rowdot(a, b):
+    return _vecdot(a, b) if _vecdot is not None else np.einsum("ij,ij->i", a, b)
 
 
 def _initial_log_q(m, init_log_q):
@@ -251,16 +353,20 @@ def _initial_log_q(m, init_log_q):
     return _normalise_log(lq)
 
 
-def blahut_arimoto(p, x, y, slope, *, tol_bits=1e-4, max_iter=20000, init_log_q=None, require_convergence=False):
+def blahut_arimoto(
+    p, x, y, slope, *, tol_bits=1e-4, max_iter=20000, init_log_q=None, require_convergence=False, accelerate=True
+):
     """DEF-RD-BA — Blahut–Arimoto at one slope s < 0 for source masses p on points x, outputs y, d = (x−y)².
 
     Log-domain state, strictly positive start, stops when Blahut's upper − lower bound
-    gap ≤ tol_bits.  Not converged within max_iter: ``converged=False`` with the achieved
-    gap, or InvalidParameterError if ``require_convergence``.
+    gap ≤ tol_bits.  ``accelerate`` (default) extrapolates the iterates (SQUAREM) under a
+    monotone safeguard; ``accelerate=False`` is the plain iteration.  ``iterations`` counts
+    BA-map evaluations.  Not converged within max_iter: ``converged=False`` with the
+    smallest gap reached, or InvalidParameterError if ``require_convergence``.
     """
     p, x, y = _check_problem(p, x, y)
     s, t, n = _validate_ba_args(slope, tol_bits, max_iter)
-    res, _ = _ba_solve(_Kernel(x, y, s), np.log(p), _initial_log_q(y.size, init_log_q), s, t, n)
+    res, _, _ = _ba_solve(_Kernel(x, y, s), np.log(p), _initial_log_q(y.size, init_log_q), s, t, n, bool(accelerate))
     if require_convergence and not res.converged:
         raise InvalidParameterError(
             f"Blahut–Arimoto did not reach bound gap {t!r} bits in {n} iterations (gap {res.bound_gap_bits!r})",
@@ -300,9 +406,24 @@ def _close_enough(res: BAResult, d_t: float, tol_bits: float) -> bool:
 
 
 def blahut_arimoto_at_distortion(
-    p, x, y, D, *, tol_bits=1e-4, max_iter=20000, max_slopes=60, require_convergence=False
+    p,
+    x,
+    y,
+    D,
+    *,
+    tol_bits=1e-4,
+    max_iter=20000,
+    max_slopes=60,
+    require_convergence=False,
+    init_log_q=None,
+    init_slope=None,
+    accelerate=True,
 ):
     """DEF-RD-BA — the BA point whose distortion hits D: secant on log|s| vs log D, warm starts.
+
+    Every slope after the first starts from the previous slope's output distribution;
+    ``init_log_q``/``init_slope`` warm-start the first one (default: uniform q and the
+    Gaussian tangency s = −1/(2D)).
 
     Ends on a slope with D_s ≤ D and |s|(D − D_s)/ln 2 ≤ tol_bits/2, so ``rate_upper_bits``
     bounds R(D) from above; ``rate_lower_bits`` is Blahut's lower line evaluated at D itself,
@@ -316,15 +437,23 @@ def blahut_arimoto_at_distortion(
     d_t = _check_distortion(D, var)
     t = _real(tol_bits, "tol_bits")
     log_p = np.log(p)
-    log_q = _initial_log_q(y.size, None)
+    log_q = _initial_log_q(y.size, init_log_q)
     lo = None  # (log|s|, log D_s) with D_s > D
     hi = None  # (log|s|, log D_s) with D_s ≤ D
-    u = math.log(1.0 / (2.0 * d_t))  # Gaussian tangency s = −1/(2D) as the first guess
+    if init_slope is None:
+        u = math.log(1.0 / (2.0 * d_t))  # Gaussian tangency s = −1/(2D) as the first guess
+    else:
+        s0 = _real(init_slope, "init_slope")
+        if s0 >= 0.0:
+            raise InvalidParameterError(f"init_slope must be < 0; got {s0!r}", value=s0)
+        u = math.log(-s0)
+    d_xy = (x[:, None] - y[None, :]) ** 2  # shared by every slope's kernel
     best = None
+    best_lower = None
     total_iterations = 0
     for _ in range(int(max_slopes)):
         s = -math.exp(u)
-        res, _ = _ba_solve(_Kernel(x, y, s), log_p, log_q, s, t, int(max_iter))
+        res, log_c, mean_log_z = _ba_solve(_Kernel(x, y, s, d_xy), log_p, log_q, s, t, int(max_iter), bool(accelerate))
         total_iterations += res.iterations
         log_q = res.log_q
         pt = (u, math.log(res.distortion))
@@ -339,6 +468,7 @@ def blahut_arimoto_at_distortion(
             if lo is not None and u <= lo[0]:
                 lo = None
             best = res
+            best_lower = (mean_log_z, float(log_c.max()))
             if _close_enough(res, d_t, t):
                 break
         if lo is not None and hi is not None:
@@ -358,9 +488,8 @@ def blahut_arimoto_at_distortion(
             )
     if best is None:
         raise InvalidParameterError(f"could not bracket distortion D = {d_t!r} within {max_slopes} slopes", value=d_t)
-    ker = _Kernel(x, y, best.slope)
-    log_z, log_c = _ba_step(ker, log_p, best.log_q)
-    lower_at_d = (best.slope * d_t - float(p @ log_z) - float(log_c.max())) / LN2
+    # Blahut's lower line at the final q, evaluated at D itself: R(D) ≥ s·D − Σp ln Z − max ln c.
+    lower_at_d = (best.slope * d_t - best_lower[0] - best_lower[1]) / LN2
     upper = best.rate_upper_bits
     best.rate_lower_bits = lower_at_d
     best.rate_bits = 0.5 * (upper + lower_at_d)

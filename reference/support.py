@@ -27,6 +27,7 @@ from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
 __all__ = [
     "Support",
     "realized_support",
+    "support_size",
     "natural_precision",
     "TaskQuotient",
     "task_quotient",
@@ -70,14 +71,21 @@ def _canonical_bits(arr: np.ndarray, lay, by: str, nan: np.ndarray | None) -> np
     return key.astype(lay.uint, copy=False)
 
 
-def realized_support(x, *, by: str = "value", nan_policy: str = "raise") -> Support:
-    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — the realized support of ``x``.
+def _run_starts(s: np.ndarray) -> np.ndarray:
+    """Boolean mask of the first element of each run of equal values in a sorted array."""
+    flags = np.empty(s.size, dtype=bool)
+    if s.size:
+        flags[0] = True
+        np.not_equal(s[1:], s[:-1], out=flags[1:])
+    return flags
 
-    ``by="value"``: IEEE equality, except that all NaNs form one element (kept
-    under ``nan_policy="propagate"``); −0.0 and +0.0 are one element, reported as +0.0.
-    ``by="bits"``: distinct bit patterns (−0.0 ≠ +0.0, each NaN payload distinct).
-    ``nan_policy``: ``"raise"`` (NaNInputError), ``"omit"`` (drop NaNs) or
-    ``"propagate"`` (NaNs are support elements, ordered last/first by totalOrder).
+
+def _prepare(x, by: str, nan_policy: str):
+    """Validate, apply nan_policy; return (layout, sorted canonical array, NaN count, is_key).
+
+    16-bit dtypes are not sorted (a 65536-bin count is cheaper); they return their keys unsorted.
+    By value for 32/64-bit floats the floats themselves are sorted (NaNs sort last) and runs are
+    split by IEEE ==, which is the definition: −0.0 and +0.0 share a run.
     """
     if by not in ("value", "bits"):
         raise InvalidParameterError(f"by must be 'value' or 'bits'; got {by!r}", value=by)
@@ -85,25 +93,57 @@ def realized_support(x, *, by: str = "value", nan_policy: str = "raise") -> Supp
     arr = as_float_array(x).ravel()
     lay = layout_of(arr.dtype)
     nan = nan_mask(arr)
-    if nan_policy == "raise":
+    n_nan = int(np.count_nonzero(nan))
+    if n_nan and nan_policy == "raise":
         raise_on_nan(arr, "x", nan)
-    elif nan_policy == "omit" and nan.any():
-        arr = arr[~nan]
-        nan = None
-    key = _canonical_bits(arr, lay, by, nan)
+    if n_nan and nan_policy == "omit":
+        arr, nan, n_nan = arr[~nan], None, 0
+    if by == "value" and lay.nbits > 16:
+        return lay, np.sort(arr), n_nan, False
+    key = _canonical_bits(arr, lay, by, nan if n_nan else None)
+    return lay, (key if lay.nbits == 16 else np.sort(key)), n_nan, True
+
+
+def support_size(x, *, by: str = "value", nan_policy: str = "raise") -> int:
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — |supp(x)| without materialising the support."""
+    return _count(x, by, nan_policy)
+
+
+def _count(x, by: str, nan_policy: str) -> int:
+    lay, s, n_nan, is_key = _prepare(x, by, nan_policy)
     if lay.nbits == 16:
-        counts = np.bincount(key, minlength=0)
+        return int(np.count_nonzero(np.bincount(s)))
+    if is_key:
+        return int(np.count_nonzero(_run_starts(s)))
+    return int(np.count_nonzero(_run_starts(s[: s.size - n_nan]))) + (1 if n_nan else 0)
+
+
+def realized_support(x, *, by: str = "value", nan_policy: str = "raise") -> Support:
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — the realized support of ``x``.
+
+    ``by="value"``: IEEE equality, except that all NaNs form one element (kept
+    under ``nan_policy="propagate"``); −0.0 and +0.0 are one element, reported as +0.0.
+    ``by="bits"``: distinct bit patterns (−0.0 ≠ +0.0, each NaN payload distinct).
+    ``nan_policy``: ``"raise"`` (NaNInputError), ``"omit"`` (drop NaNs) or
+    ``"propagate"`` (NaNs are support elements, ordered by totalOrder; by value one +NaN, last).
+    """
+    lay, s, n_nan, is_key = _prepare(x, by, nan_policy)
+    if lay.nbits == 16:
+        counts = np.bincount(s)
         keys = np.flatnonzero(counts).astype(lay.uint)
-        cnt = counts[keys].astype(np.int64)
+        vals, cnt = from_total_order_key(keys, lay.dtype), counts[keys].astype(np.int64)
     else:
-        s = np.sort(key)
-        if s.size == 0:
-            keys, cnt = s, np.zeros(0, dtype=np.int64)
+        body = s if is_key else s[: s.size - n_nan]
+        starts = np.flatnonzero(_run_starts(body))
+        cnt = np.diff(starts, append=body.size).astype(np.int64)
+        vals = body[starts]
+        if is_key:
+            vals = from_total_order_key(vals, lay.dtype)
         else:
-            starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
-            keys = s[starts]
-            cnt = np.diff(np.append(starts, s.size)).astype(np.int64)
-    vals = from_total_order_key(keys, lay.dtype)
+            vals[vals == 0] = 0.0  # the zero run may start with −0.0
+            if n_nan:
+                vals = np.append(vals, lay.dtype.type(np.nan))
+                cnt = np.append(cnt, n_nan)
     vals.flags.writeable = False
     cnt.flags.writeable = False
     return Support(values=vals, counts=cnt, by=by)
@@ -122,7 +162,7 @@ def natural_precision(x=None, *, support_size: int | None = None, by: str = "val
     if (x is None) == (support_size is None):
         raise InvalidParameterError("pass exactly one of x or support_size", value=(x is None, support_size))
     if support_size is None:
-        n = realized_support(x, by=by, nan_policy=nan_policy).size
+        n = _count(x, by, nan_policy)
     else:
         if isinstance(support_size, bool) or not isinstance(support_size, (int, np.integer)):
             raise InvalidParameterError(f"support_size must be an integer; got {support_size!r}", value=support_size)

@@ -53,7 +53,7 @@ def test_gaussian_operating_point_gaps():
     assert op.gap_entropy_to_rd_bits > 0 and op.gap_fixed_to_rd_bits > op.gap_entropy_to_rd_bits
 
 
-@pytest.mark.spec("DEF-RD-LLOYD", "DEF-RD-PRICE-UNIFORM", "THM-RD-LLOYD-OPT")
+@pytest.mark.spec("DEF-RD-LLOYD", "DEF-RD-PRICE-UNIFORM", "THM-RD-LLOYD-OPT", "DEF-RD-NF4-MISMATCH")
 def test_lloyd_max_beats_uniform_and_nf4():
     for beta in (1.0, 2.0):
         src = rd.GGDSource(beta)

@@ -1,0 +1,97 @@
+"""Test bodies shared by every tier: ``body(impl, *args)`` returns what is compared bit for bit.
+
+Each entry of :data:`BODIES` is ``name -> Body(spec_ids, args_strategy, function)``; the
+suite in ``test_tiers.py`` runs every body on every tier against the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .strategies import float_arrays, tie_rules
+
+__all__ = ["Body", "BODIES", "ELEMENT_FORMATS", "BLOCK_FORMATS"]
+
+ELEMENT_FORMATS = ("float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float6_e2m3fn", "float6_e3m2fn",
+                   "float4_e2m1fn", "int8", "int4", "nf4", "fp4_bnb", "binary", "ternary")
+BLOCK_FORMATS = ("nf4_absmax64", "fp4_bnb_absmax64", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2",
+                 "mxfp4", "nvfp4")
+
+
+@dataclass(frozen=True)
+class Body:
+    spec_ids: tuple[str, ...]
+    args: st.SearchStrategy
+    run: Callable
+
+
+def _quantize_element(impl, x, fmt, tie, saturate, nan_policy):
+    codes = impl.quantize(x, fmt, tie=tie, saturate=saturate, nan_policy=nan_policy)
+    return codes, impl.dequantize(codes, fmt)
+
+
+def _quantize_block(impl, x, fmt, tie):
+    q = impl.quantize(x, fmt, tie=tie)
+    return q.codes, q.scales, q.tensor_scale, impl.dequantize(q, fmt)
+
+
+def _support(impl, x, by, nan_policy):
+    s = impl.realized_support(x, by=by, nan_policy=nan_policy)
+    return s.values, s.counts
+
+
+def _census(impl, x, fmt):
+    r = impl.injectivity_report(x, fmt, nan_policy="omit")
+    return r.support_size, r.cells_used, r.injective, r.delta, r.colliding_values
+
+
+def _margin(impl, x, fmt, tie):
+    return impl.voronoi_margin(x, fmt, tie=tie, nan_policy="propagate")
+
+
+def _histogram_entropy(impl, x, delta):
+    h = impl.discretized_histogram(x, delta, nan_policy="omit")
+    return h.bins, h.counts, impl.entropy_bits_from_counts(h.counts)
+
+
+_kernel_arrays = float_arrays(dtypes=(np.float16, np.float32, np.dtype("float64")))
+_block_arrays = float_arrays(dtypes=(np.float16, np.float32), allow_nan=False, allow_infinity=False)
+
+BODIES = {
+    "quantize_element": Body(
+        ("DEF-QUANTIZE", "DEF-FORMAT-ELEMENT"),
+        st.tuples(_kernel_arrays, st.sampled_from(ELEMENT_FORMATS), tie_rules, st.sampled_from([True, None]),
+                  st.sampled_from(["raise", "propagate"])),
+        _quantize_element,
+    ),
+    "quantize_block": Body(
+        ("DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4"),
+        st.tuples(_block_arrays, st.sampled_from(BLOCK_FORMATS), tie_rules),
+        _quantize_block,
+    ),
+    "realized_support": Body(
+        ("DEF-SUPPORT-VALUE", "DEF-SUPPORT-BITS"),
+        st.tuples(_kernel_arrays, st.sampled_from(["value", "bits"]), st.sampled_from(["raise", "omit", "propagate"])),
+        _support,
+    ),
+    "collision_census": Body(
+        ("DEF-COLLISION-CENSUS", "DEF-COLLISION-PROBABILITY"),
+        st.tuples(float_arrays(dtypes=(np.float16, np.float32), allow_infinity=False),
+                  st.sampled_from(ELEMENT_FORMATS[2:] + ("mxfp4", "nf4_absmax64"))),
+        _census,
+    ),
+    "voronoi_margin": Body(
+        ("DEF-MARGIN",),
+        st.tuples(_kernel_arrays, st.sampled_from(ELEMENT_FORMATS[2:]), tie_rules),
+        _margin,
+    ),
+    "histogram_entropy": Body(
+        ("DEF-HISTOGRAM", "DEF-ENTROPY-DISCRETIZED"),
+        st.tuples(float_arrays(dtypes=(np.float16, np.float32), allow_infinity=False), st.floats(1e-3, 10.0)),
+        _histogram_entropy,
+    ),
+}

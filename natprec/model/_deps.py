@@ -1,0 +1,34 @@
+"""DEF-SITE — lazy access to the optional torch dependency of natprec.model.
+
+``import natprec.model`` works without torch; every function that needs it calls
+:func:`require_torch`, which raises MissingDependencyError naming the extra.
+"""
+
+from __future__ import annotations
+
+from natprec.reference.errors import MissingDependencyError
+
+__all__ = ["require_torch", "require_matplotlib", "TORCH_EXTRA_HINT"]
+
+TORCH_EXTRA_HINT = "pip install natprec[torch]"
+
+
+def require_torch():
+    """DEF-SITE — the ``torch`` module, or MissingDependencyError naming the extra to install."""
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError(f"model measurement needs torch: {TORCH_EXTRA_HINT}", "torch") from None
+    return torch
+
+
+def require_matplotlib():
+    """DEF-SITE — matplotlib (Agg backend) for the report plots, or MissingDependencyError."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingDependencyError(f"report plots need matplotlib: {TORCH_EXTRA_HINT}", "matplotlib") from None
+    return plt

@@ -1,0 +1,89 @@
+"""DEF-SITE — per-site information measures from the reference tier, next to b*_v(ε).
+
+Support size and b* (DEF-SUPPORT, DEF-NATURAL-PRECISION), H_Δ at Δ = std/256
+(DEF-DISCRETIZED-ENTROPY), the GGD shape β of weights (DEF-RD-GGD-FIT), and for each
+candidate format the collision probability δ (DEF-COLLISION-PROBABILITY) and the
+Voronoi margins γ (DEF-MARGIN) of the values the element codebook sees, with the
+scales computed on the full tensor.  Activations use only real (non-padding) rows.
+Tensors larger than ``max_elements`` are measured on a seeded uniform sample of
+elements (``sampled`` in the result says so); the scales are still the full tensor's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from natprec.reference import (
+    collision_probability,
+    discretized_entropy_bits,
+    natural_precision,
+    nearest_index,
+    realized_support,
+    voronoi_margin,
+)
+from natprec.reference import ggd
+
+from .quantize import SiteFormat
+
+__all__ = ["tensor_measures", "format_measures", "MARGIN_BINS", "DELTA_STD_DIVISOR", "SAMPLE_SEED"]
+
+DELTA_STD_DIVISOR = 256
+SAMPLE_SEED = 0
+#: Histogram bin edges of γ in codebook units (log-spaced; γ = 0 counts in the first bin).
+MARGIN_BINS = np.concatenate(([0.0], np.logspace(-6, 1, 29)))
+
+
+def _sample_index(n: int, max_elements: int) -> np.ndarray | None:
+    if n <= max_elements:
+        return None
+    return np.sort(np.random.default_rng(SAMPLE_SEED).choice(n, size=max_elements, replace=False))
+
+
+def tensor_measures(x: np.ndarray, *, is_weight: bool, max_elements: int) -> dict:
+    """DEF-SITE — support size, b*, H_Δ (Δ = std/256) and, for weights, the ML GGD shape β of ``x``."""
+    flat = np.asarray(x, dtype=np.float32).ravel()
+    idx = _sample_index(flat.size, max_elements)
+    v = flat if idx is None else flat[idx]
+    supp = realized_support(v).size
+    std = float(np.std(v.astype(np.float64)))
+    rec = {
+        "elements": int(flat.size),
+        "measured_elements": int(v.size),
+        "sampled": idx is not None,
+        "support": int(supp),
+        "natural_precision_bits": natural_precision(support_size=supp),
+        "delta": std / DELTA_STD_DIVISOR if std > 0 else None,
+        "entropy_bits": discretized_entropy_bits(v, std / DELTA_STD_DIVISOR) if std > 0 else 0.0,
+        "ggd_beta": None,
+    }
+    if is_weight and np.count_nonzero(v) >= 2:
+        rec["ggd_beta"] = ggd.fit_ml(v.astype(np.float64)).beta
+    return rec
+
+
+def format_measures(x: np.ndarray, fmt: SiteFormat, *, per_channel: bool, max_elements: int) -> dict:
+    """DEF-SITE — δ and γ statistics of ``fmt`` on ``x`` (2-D view, full-tensor scales, sampled elements).
+
+    Cells are (scale group, code): two values collide when they share a group and a code.
+    """
+    y, group = fmt.element_view(x, per_channel)
+    xs = np.asarray(x, dtype=np.float32).reshape(y.shape).ravel()
+    y, group = y.ravel(), group.ravel()
+    idx = _sample_index(y.size, max_elements)
+    if idx is not None:
+        xs, y, group = xs[idx], y[idx], group[idx]
+    cb = fmt.codebook_format.codebook
+    code = nearest_index(y, cb).astype(np.int64)
+    cell = group * len(cb) + code
+    xs = np.where(xs == 0, np.float32(0), xs)  # by value: −0 is +0
+    pairs, counts = np.unique(np.stack([cell.astype(np.float64), xs.astype(np.float64)]), axis=1, return_counts=True)
+    delta = collision_probability(counts.astype(np.int64), pairs[0].astype(np.int64))
+    gamma = voronoi_margin(y, cb)
+    hist, _ = np.histogram(np.clip(gamma, 0, MARGIN_BINS[-1]), bins=MARGIN_BINS)
+    return {
+        "format": fmt.name,
+        "collision_probability": float(delta),
+        "min_margin": float(gamma.min()),
+        "median_margin": float(np.median(gamma)),
+        "margin_histogram": hist.tolist(),
+    }

@@ -1,0 +1,171 @@
+"""DEF-OPERATIONAL-PRECISION-SITE — the per-site measurement behind ``natprec report``.
+
+For each site: the information measures of the reference tier, the forward curve
+Δ→_v(b) over the integer family (bisection under THM-MONOTONE-SEARCH, or a full sweep),
+b*_v(ε), the other candidate formats (only those that could beat int-b*_v in bits,
+unless ``all_formats``), the backward curve and b*, the dual b*, the Jacobian proxy and
+the amplification ratio at b*_v(ε).  A failure at one site is recorded in that site's
+``error`` and the other sites are still measured.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from natprec.reference.errors import InvalidParameterError, NatprecError
+
+from ._deps import require_torch
+from .info import format_measures, tensor_measures
+from .quantize import DEFAULT_FORMATS, parse_formats
+from .runner import MeasuredModel, Runner
+from .sensitivity import (
+    backward_sensitivity,
+    dual_precision,
+    forward_point,
+    gradients,
+    jacobian_proxy,
+    monotone_search,
+    monotonicity_violations,
+    precision_from_curve,
+)
+from .sites import find_sites, select_sites
+
+__all__ = ["measure", "DEFAULT_TOLERANCE", "DEFAULT_BACKWARD_TOLERANCE", "MAX_TENSOR_ELEMENTS", "MAX_FORMAT_ELEMENTS"]
+
+#: ε for the forward criterion (in the model's distortion; mean cosine distance for embeddings).
+DEFAULT_TOLERANCE = 1e-3
+#: ε_bwd for the relative backward criterion Σ‖g − Q(g)‖² / Σ‖g‖².
+DEFAULT_BACKWARD_TOLERANCE = 1e-2
+#: Element caps of the reference information measures (seeded samples above them).
+MAX_TENSOR_ELEMENTS = 1 << 18
+MAX_FORMAT_ELEMENTS = 1 << 15
+
+
+def _check_tolerance(name: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise InvalidParameterError(f"{name} must be finite and > 0; got {v!r}", value=v)
+    return float(v)
+
+
+def _progress(items, desc: str, enabled: bool):
+    if not enabled:
+        return items
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc=desc, unit="site", leave=False)
+
+
+def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_types=None, formats=DEFAULT_FORMATS,
+            tolerance: float = DEFAULT_TOLERANCE, backward_tolerance: float = DEFAULT_BACKWARD_TOLERANCE,
+            full_sweep: bool = False, all_formats: bool = False, jacobian: bool = True, progress: bool = False) -> dict:
+    """DEF-OPERATIONAL-PRECISION-SITE — measure every selected site of ``mm``; returns the report document."""
+    torch = require_torch()
+    tolerance = _check_tolerance("--tolerance", tolerance)
+    backward_tolerance = _check_tolerance("--backward-tolerance", backward_tolerance)
+    fmts = parse_formats(formats)
+    int_fmts = sorted((f for f in fmts if f.int_bits is not None), key=lambda f: f.int_bits)
+    other = sorted((f for f in fmts if f.int_bits is None), key=lambda f: f.bits_per_element)
+    by_bits = {f.int_bits: f for f in int_fmts}
+    chosen = select_sites(find_sites(mm.model, kinds=kinds, module_types=module_types), sites)
+    if not chosen:
+        raise InvalidParameterError("the model has no sites of the selected kinds", value=kinds)
+    timing = {}
+    t0 = time.perf_counter()
+    runner = Runner(mm, chosen)
+    timing["baseline_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    grads = gradients(runner)
+    timing["gradients_s"] = time.perf_counter() - t0
+    notes = list(mm.notes)
+    jac_ok = jacobian
+    timing.update(info_s=0.0, forward_s=0.0, backward_s=0.0, jacobian_s=0.0)
+    records = []
+    for site in _progress(chosen, "sites", progress):
+        rec = {"site": site.name, "kind": site.kind, "module": site.module, "error": None}
+        records.append(rec)
+        try:
+            is_w = site.kind == "weight"
+            x = runner.site_tensor(site).numpy() if is_w else np.concatenate(
+                [runner.valid_rows(site, b) for b in range(len(mm.batches))])
+            rec["shape"] = list(runner.site_tensor(site).shape)
+            rec["upstream_replayed"] = list(runner.skip[site.name])
+            t0 = time.perf_counter()
+            rec["info"] = tensor_measures(x, is_weight=is_w, max_elements=MAX_TENSOR_ELEMENTS)
+            rec["format_info"] = [format_measures(x, f, per_channel=is_w, max_elements=MAX_FORMAT_ELEMENTS) for f in fmts]
+            timing["info_s"] += time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            points = {}
+
+            def delta_at(bits):
+                points[f"int{bits}"] = forward_point(runner, site, by_bits[bits])
+                return points[f"int{bits}"]["distortion"]
+            bits = sorted(by_bits)
+            if full_sweep:
+                curve = {b: delta_at(b) for b in bits}
+                b_star = precision_from_curve(curve, tolerance)
+                b_search, _ = monotone_search(lambda b: curve[b], bits, tolerance)
+            else:
+                b_search, curve = monotone_search(delta_at, bits, tolerance)
+                b_star = b_search
+            rec["forward"] = {
+                "search": "sweep" if full_sweep else "bisection",
+                "curve": {str(b): curve[b] for b in sorted(curve)},
+                "b_star": b_star,
+                "b_star_bisection": b_search,
+                "monotonicity_violations": monotonicity_violations(curve),
+            }
+            best = (f"int{b_star}", float(b_star)) if b_star is not None else (None, math.inf)
+            for f in other:
+                if not all_formats and f.bits_per_element >= best[1]:
+                    continue  # cannot use fewer bits than the best format already within ε
+                points[f.name] = forward_point(runner, site, f)
+                if points[f.name]["distortion"] <= tolerance and f.bits_per_element < best[1]:
+                    best = (f.name, f.bits_per_element)
+            rec["points"] = points
+            rec["best_format"] = best[0]
+            rec["best_bits"] = None if best[0] is None else best[1]
+            rec["amplification"] = points[f"int{b_star}"]["amplification"] if b_star is not None else None
+            timing["forward_s"] += time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            bcurve = {f.int_bits: backward_sensitivity(grads[site.name], f, per_channel=is_w) for f in int_fmts}
+            b_bwd = precision_from_curve(bcurve, backward_tolerance)
+            rec["backward"] = {"curve": {str(b): v for b, v in bcurve.items()}, "b_star": b_bwd}
+            rec["dual_b_star"] = dual_precision(curve, bcurve, tolerance, backward_tolerance, b_star, b_bwd)
+            timing["backward_s"] += time.perf_counter() - t0
+
+            if jac_ok and int_fmts:
+                t0 = time.perf_counter()
+                jf = by_bits[b_star] if b_star is not None else int_fmts[-1]
+                try:
+                    rec["jacobian"] = jacobian_proxy(runner, site, jf)
+                except NotImplementedError as exc:  # an op without forward-mode AD: a model property, not a site failure
+                    jac_ok = False
+                    notes.append(f"Jacobian proxy unavailable for this model (forward-mode AD): {exc}".splitlines()[0])
+                timing["jacobian_s"] += time.perf_counter() - t0
+        except (NatprecError, RuntimeError, ValueError, TypeError) as exc:
+            rec["error"] = f"{type(exc).__name__}: {exc}"
+    return {
+        "model": mm.description,
+        "distortion": mm.distortion,
+        "tolerance": tolerance,
+        "backward_tolerance": backward_tolerance,
+        "backward_loss": "model loss_fn" if mm.loss_fn is not None else "probe loss Σ⟨r, y⟩, r ~ N(0, I) seeded",
+        "formats": [{"name": f.name, "bits_per_element": f.bits_per_element} for f in fmts],
+        "calibration_batches": len(mm.batches),
+        "calibration_samples": int(sum(r.shape[0] for r in runner.reference)),
+        "replay_exact": runner.replay_exact,
+        "jacobian_batch": 0,
+        "torch_threads": torch.get_num_threads(),
+        "max_tensor_elements": MAX_TENSOR_ELEMENTS,
+        "max_format_elements": MAX_FORMAT_ELEMENTS,
+        "notes": notes,
+        "timing": timing,
+        "sites": records,
+    }

@@ -1,0 +1,154 @@
+"""DEF-SITE-QUANTIZE — quantizing a site tensor with a natprec format at b bits (reference semantics).
+
+Every code comes from :func:`natprec.reference.quantize`; this module only fixes the
+granularity and the scales:
+
+* ``intB`` (B = 2…8): symmetric absmax, per output channel for weights (rows of the
+  2-D view) and per tensor for activations: s = fl32(absmax / (2^(B−1) − 1)),
+  y = fl32(x / s), code = nearest integer of the B-bit two's-complement codebook (ties
+  to even), x̂ = fl32(code · s).  An all-zero group uses s = 1.
+* any other element format (``fp8`` = float8_e4m3fn): the same with the format's
+  largest finite value in place of 2^(B−1) − 1, converted saturating.
+* block formats (``nf4`` = nf4_absmax64, ``fp4`` = fp4_bnb_absmax64, ``mxfp4``,
+  ``nvfp4``, …): exactly as the reference defines them, blocks along the last axis
+  of the 2-D view (weights: the input dimension; activations: the feature dimension).
+
+Activations are quantized per calibration batch tensor (dynamic per-tensor scale).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from natprec.reference import Codebook, ElementFormat, dequantize, get_format, quantize
+from natprec.reference.errors import InvalidParameterError, UnknownFormatError
+from natprec.reference.formats import AbsmaxBlockFormat, MXFormat, NVFP4Format
+
+__all__ = [
+    "SiteFormat",
+    "INT_BITS",
+    "DEFAULT_FORMATS",
+    "FORMAT_ALIASES",
+    "site_format",
+    "parse_formats",
+    "integer_format",
+    "as_2d",
+]
+
+#: Bit-widths of the integer family searched for b*_v(ε).
+INT_BITS = tuple(range(2, 9))
+#: Short names of the report's candidate formats → reference format names.
+FORMAT_ALIASES = {"nf4": "nf4_absmax64", "fp4": "fp4_bnb_absmax64", "fp8": "float8_e4m3fn"}
+DEFAULT_FORMATS = tuple(f"int{b}" for b in INT_BITS) + ("nf4", "fp4", "fp8", "mxfp4", "nvfp4")
+#: Scale bits amortised per block, as ``natprec formats`` counts them.
+_SCALE_BITS = {AbsmaxBlockFormat: 32, MXFormat: 8, NVFP4Format: 8}
+_F32 = np.float32
+
+
+def integer_format(bits: int) -> ElementFormat:
+    """DEF-SITE-QUANTIZE — the B-bit two's-complement integer codebook −2^(B−1) … 2^(B−1) − 1."""
+    if not 2 <= bits <= 16:
+        raise InvalidParameterError(f"integer formats take 2..16 bits; got {bits}", value=bits)
+    vals = np.arange(-(1 << (bits - 1)), 1 << (bits - 1), dtype=np.int64)
+    cb = Codebook(vals.astype(np.float64), vals & ((1 << bits) - 1), name=f"int{bits}")
+    return ElementFormat(f"int{bits}", cb, nbits=bits, description=f"{bits}-bit two's complement integers")
+
+
+def as_2d(x: np.ndarray) -> np.ndarray:
+    """The 2-D view a site is quantized in: rows × last axis (a scalar or vector is one row)."""
+    return x.reshape(1, -1) if x.ndim < 2 else x.reshape(-1, x.shape[-1])
+
+
+@dataclass(frozen=True)
+class SiteFormat:
+    """DEF-SITE-QUANTIZE — a format with the granularity it is applied at.
+
+    ``element``: the reference element format (scaled by absmax) or ``None`` for a
+    block format ``block``.  ``int_bits`` is B for the integer family, else None.
+    """
+
+    name: str
+    bits_per_element: float
+    element: ElementFormat | None
+    block: object | None
+    int_bits: int | None
+
+    @property
+    def codebook_format(self) -> ElementFormat:
+        """The element format whose codebook the (scaled) values see."""
+        return self.element if self.element is not None else self.block.element
+
+    def _scales(self, x2: np.ndarray, per_channel: bool) -> np.ndarray:
+        amax = np.max(np.abs(x2), axis=1 if per_channel else None, keepdims=True).astype(_F32)
+        s = np.divide(amax, _F32(self.element.max_finite), dtype=_F32)
+        return np.where(s > 0, s, _F32(1.0)).astype(_F32)
+
+    def element_view(self, x: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(y, group): the values the element codebook sees (2-D view) and each element's scale group id."""
+        x2 = as_2d(np.asarray(x, dtype=_F32))
+        rows, n = x2.shape
+        if self.element is not None:
+            y = np.divide(x2, self._scales(x2, per_channel), dtype=_F32)
+            group = np.broadcast_to(np.arange(rows)[:, None] if per_channel else np.zeros((1, 1), np.int64), x2.shape)
+        else:
+            y = np.asarray(self.block.scaled(x2))
+            nb = -(-n // self.block.block_size)
+            group = np.arange(rows)[:, None] * nb + np.arange(n)[None, :] // self.block.block_size
+        return y, np.asarray(group, dtype=np.int64)
+
+    def quantize_dequantize(self, x: np.ndarray, per_channel: bool) -> np.ndarray:
+        """DEF-SITE-QUANTIZE — x̂ = Q(x) as float32, x's shape (per_channel: one scale per row of the 2-D view)."""
+        x32 = np.asarray(x, dtype=_F32)
+        x2 = as_2d(x32)
+        if self.element is not None:
+            s = self._scales(x2, per_channel)
+            codes = quantize(np.divide(x2, s, dtype=_F32), self.element, saturate=True)
+            out = np.multiply(dequantize(codes, self.element).astype(_F32), s, dtype=_F32)
+        else:
+            out = dequantize(quantize(x2, self.block), self.block).astype(_F32)
+        return out.reshape(x32.shape)
+
+
+def site_format(name) -> SiteFormat:
+    """DEF-SITE-QUANTIZE — the SiteFormat for ``intB``, an alias (nf4, fp4, fp8), a reference format name or a Codebook."""
+    if isinstance(name, Codebook):
+        el = ElementFormat(name.name, name, nbits=max(1, int(name.encodings.max()).bit_length()), description="user codebook")
+        return SiteFormat(name.name, float(el.nbits), el, None, None)
+    if not isinstance(name, str):
+        raise UnknownFormatError(f"format must be a name or a Codebook; got {name!r}", value=name)
+    key = name.strip().lower()
+    if key.startswith("int") and key[3:].isdigit():
+        b = int(key[3:])
+        return SiteFormat(key, float(b), integer_format(b), None, b)
+    ref = get_format(FORMAT_ALIASES.get(key, key))
+    if isinstance(ref, ElementFormat):
+        if ref.max_finite <= 0:
+            raise UnknownFormatError(f"format {key!r} has no positive value to scale to", value=name)
+        return SiteFormat(key, float(ref.nbits), ref, None, None)
+    bits = ref.element.nbits + _SCALE_BITS[type(ref)] / ref.block_size
+    return SiteFormat(key, bits, None, ref, None)
+
+
+def parse_formats(spec) -> list[SiteFormat]:
+    """DEF-SITE-QUANTIZE — formats from a comma-separated string or list; ``int`` expands to int2…int8."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    names: list = []
+    for it in items:
+        if isinstance(it, str):
+            it = it.strip()
+            if not it:
+                continue
+            names.extend(f"int{b}" for b in INT_BITS) if it.lower() == "int" else names.append(it)
+        else:
+            names.append(it)
+    if not names:
+        raise InvalidParameterError("--formats: no format given", value=spec)
+    out, seen = [], set()
+    for n in names:
+        f = site_format(n)
+        if f.name not in seen:
+            seen.add(f.name)
+            out.append(f)
+    return out

@@ -1,0 +1,234 @@
+"""DEF-FORWARD-SENSITIVITY, DEF-OPERATIONAL-PRECISION-SITE, DEF-BACKWARD-SENSITIVITY, DEF-DUAL-PRECISION,
+DEF-JACOBIAN-PROXY, DEF-AMPLIFICATION, THM-MONOTONE-SEARCH — the per-site measurements (spec/11).
+
+Every run quantizes one site and keeps the rest of the network in float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from natprec.reference.errors import NonFiniteInputError
+
+from .distortion import per_sample_distortion
+from .quantize import SiteFormat
+from .runner import Runner, call_model
+from .sites import Site
+
+__all__ = [
+    "forward_point",
+    "monotone_search",
+    "monotonicity_violations",
+    "precision_from_curve",
+    "gradients",
+    "backward_sensitivity",
+    "dual_precision",
+    "jacobian_proxy",
+    "PROBE_SEED",
+]
+
+#: Seed of the random probe directions of the default backward loss.
+PROBE_SEED = 0
+
+
+def _quantizer(runner: Runner, site: Site, fmt: SiteFormat, acc: list):
+    """The value to install at ``site`` for ``fmt``; ``acc`` collects [Σ (Q(z) − z)², element count]."""
+    torch = runner.torch
+    if site.kind == "weight":
+        w = runner.site_tensor(site)
+        wq = torch.from_numpy(fmt.quantize_dequantize(w.numpy(), per_channel=True))
+        acc[0] += float(((wq.double() - w.double()) ** 2).sum())
+        acc[1] += w.numel()
+        return wq
+
+    def q(x):
+        xq = torch.from_numpy(fmt.quantize_dequantize(x.detach().numpy(), per_channel=False))
+        acc[0] += float(((xq.double() - x.detach().double()) ** 2).sum())
+        acc[1] += x.numel()
+        return xq.to(x.dtype)
+
+    return q
+
+
+def forward_point(runner: Runner, site: Site, fmt: SiteFormat) -> dict:
+    """DEF-FORWARD-SENSITIVITY, DEF-AMPLIFICATION — Δ→_v for one format, with output MSE, site MSE and their ratio.
+
+    ``distortion`` is the model's task distortion averaged over all calibration samples;
+    ``cosine`` and ``output_mse`` are reported alongside.  A non-finite quantized output
+    raises NonFiniteInputError naming the site and format.
+    """
+    acc = [0.0, 0]
+    value = _quantizer(runner, site, fmt, acc)
+    d = cos = mse = 0.0
+    n = 0
+    for b in range(len(runner.mm.batches)):
+        out = runner.run_replaced(site, value, b)
+        if not bool(runner.torch.isfinite(out).all()):
+            raise NonFiniteInputError(f"site {site.name}: format {fmt.name}: non-finite model output on batch {b}", value=site.name)
+        ref = runner.reference[b]
+        batch = runner.mm.batches[b]
+        d += float(per_sample_distortion(runner.mm.distortion, ref, out, loss_fn=runner.mm.loss_fn, batch=batch).sum())
+        cos += float(per_sample_distortion("cosine", ref, out).sum())
+        mse += float(per_sample_distortion("mse", ref, out).sum())
+        n += ref.shape[0]
+    site_mse = acc[0] / acc[1]
+    out_mse = mse / n
+    return {
+        "format": fmt.name,
+        "bits": fmt.bits_per_element,
+        "distortion": d / n,
+        "cosine": cos / n,
+        "output_mse": out_mse,
+        "site_mse": site_mse,
+        "amplification": out_mse / site_mse if site_mse > 0 else None,
+    }
+
+
+def monotone_search(evaluate, bits: list[int], tolerance: float) -> tuple[int | None, dict]:
+    """THM-MONOTONE-SEARCH — min{b ∈ bits : evaluate(b) ≤ tolerance} by bisection, assuming Δ nonincreasing in b.
+
+    Returns (b*, {b: Δ(b)} of the evaluated bit-widths); b* is None when even the
+    largest b fails.  ⌈log2(len(bits) + 1)⌉ evaluations at most.
+    """
+    seen: dict[int, float] = {}
+    lo, hi = 0, len(bits)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        seen[bits[mid]] = evaluate(bits[mid])
+        if seen[bits[mid]] <= tolerance:
+            hi = mid
+        else:
+            lo = mid + 1
+    return (bits[lo] if lo < len(bits) else None), seen
+
+
+def monotonicity_violations(curve: dict) -> list[dict]:
+    """THM-MONOTONE-SEARCH — pairs of measured bit-widths b < b' with Δ(b') > Δ(b) (empty on a monotone curve)."""
+    bs = sorted(curve)
+    return [{"bits": b, "next_bits": c, "delta": curve[b], "next_delta": curve[c]}
+            for i, b in enumerate(bs) for c in bs[i + 1:] if curve[c] > curve[b]]
+
+
+def precision_from_curve(curve: dict, tolerance: float) -> int | None:
+    """DEF-OPERATIONAL-PRECISION-SITE — b*_v(ε) = min{b : Δ(b) ≤ ε} on a fully measured curve (None: no b passes)."""
+    ok = [b for b in sorted(curve) if curve[b] <= tolerance]
+    return ok[0] if ok else None
+
+
+def gradients(runner: Runner) -> dict:
+    """DEF-BACKWARD-SENSITIVITY — ∇L at every site of ``runner``: weights summed over batches, activations per batch.
+
+    L is the model's ``loss_fn`` summed over samples, or without one the probe loss
+    Σ_n ⟨r_n, y_n⟩ with fixed Gaussian directions r (seed PROBE_SEED + batch index).
+    """
+    torch = runner.torch
+    model = runner.model
+    grads: dict[str, list] = {s.name: [] for s in runner.sites}
+    params = {s.name: runner.modules[s.module].get_parameter(s.param) for s in runner.sites if s.kind == "weight"}
+    saved_flags = {n: p.requires_grad for n, p in params.items()}
+    for p in params.values():
+        p.requires_grad_(True)
+        p.grad = None
+    try:
+        for b, batch in enumerate(runner.mm.batches):
+            hooks = []
+            for s in runner.sites:
+                if s.kind == "weight":
+                    continue
+
+                def tap(t, sink=grads[s.name]):
+                    # A fresh node per consumer: its gradient is the one flowing through this site only.
+                    t = t.view_as(t) if t.requires_grad else t.detach().requires_grad_(True)
+                    t.register_hook(lambda g: sink.append(g.detach().clone()))
+                    return t
+                m = runner.modules[s.module]
+                if s.kind == "input":
+                    hooks.append(m.register_forward_pre_hook(lambda mod, a, tap=tap: (tap(a[0]),) + tuple(a[1:])))
+                else:
+                    hooks.append(m.register_forward_hook(lambda mod, a, o, tap=tap: tap(o)))
+            try:
+                with torch.enable_grad():
+                    out = runner.output_fn(call_model(model, batch), batch)
+                    if runner.mm.loss_fn is not None:
+                        loss = runner.mm.loss_fn(out, batch).sum()
+                    else:
+                        g = torch.Generator().manual_seed(PROBE_SEED + b)
+                        r = torch.randn(out.shape, generator=g, dtype=out.dtype)
+                        loss = (r * out).sum()
+                    loss.backward()
+            finally:
+                for h in hooks:
+                    h.remove()
+        for name, p in params.items():
+            grads[name] = [p.grad.detach().clone()]
+    finally:
+        for n, p in params.items():
+            p.grad = None
+            p.requires_grad_(saved_flags[n])
+    return grads
+
+
+def backward_sensitivity(grads: list, fmt: SiteFormat, per_channel: bool) -> float:
+    """DEF-BACKWARD-SENSITIVITY — Δ←_v(b) = Σ‖g − Q_b(g)‖² / Σ‖g‖² over the site's gradient tensors (relative)."""
+    num = den = 0.0
+    for g in grads:
+        a = g.numpy().astype(np.float32)
+        q = fmt.quantize_dequantize(a, per_channel=per_channel)
+        num += float(np.sum((q.astype(np.float64) - a) ** 2))
+        den += float(np.sum(a.astype(np.float64) ** 2))
+    return num / den if den > 0 else 0.0
+
+
+def dual_precision(forward_curve: dict, backward_curve: dict, tol_fwd: float, tol_bwd: float,
+                   b_fwd: int | None, b_bwd: int | None) -> int | None:
+    """DEF-DUAL-PRECISION — min{b : Δ→(b) ≤ ε_fwd and Δ←(b) ≤ ε_bwd}.
+
+    Read off the curves where both are measured at every b; otherwise (forward curve
+    from bisection) max(b*_fwd, b*_bwd), which equals it when both curves are monotone.
+    """
+    if set(forward_curve) >= set(backward_curve):
+        ok = [b for b in sorted(backward_curve) if forward_curve[b] <= tol_fwd and backward_curve[b] <= tol_bwd]
+        return ok[0] if ok else None
+    return None if b_fwd is None or b_bwd is None else max(b_fwd, b_bwd)
+
+
+def jacobian_proxy(runner: Runner, site: Site, fmt: SiteFormat, b: int = 0) -> dict:
+    """DEF-JACOBIAN-PROXY — mean over the samples of batch ``b`` of e_task = ‖J_G(z)(Q(z) − z)‖₂ (torch.func.jvp).
+
+    G maps the site tensor z to the model output with the rest frozen in float32;
+    ``actual`` is the mean ‖G(Q(z)) − G(z)‖₂ of the same samples, for comparison.
+    """
+    torch = runner.torch
+    from torch.func import functional_call, jvp
+
+    batch = runner.mm.batches[b]
+    z = runner.site_tensor(site, b).float()
+    zq = torch.from_numpy(fmt.quantize_dequantize(z.numpy(), per_channel=site.kind == "weight"))
+    if site.kind == "weight":
+        pname = f"{site.module}.{site.param}" if site.module else site.param
+
+        def g(w):
+            if isinstance(batch, dict):
+                out = functional_call(runner.model, {pname: w}, args=(), kwargs=batch)
+            else:
+                out = functional_call(runner.model, {pname: w}, tuple(batch) if isinstance(batch, (tuple, list)) else (batch,))
+            return runner.output_fn(out, batch)
+        with runner.replay(site, b):
+            _, t = jvp(g, (z,), (zq - z,))
+        actual = runner.run_replaced(site, zq, b)
+    else:
+        holder = {}
+
+        def g(x):
+            holder["x"] = x
+            return runner.output_fn(call_model(runner.model, batch), batch)
+        with runner.replay(site, b), runner.replaced(site, lambda _x: holder["x"]):
+            _, t = jvp(g, (z,), (zq - z,))
+        actual = runner.run_replaced(site, lambda _x: zq, b)
+    e = t.detach().double().flatten(1).norm(dim=1)
+    a = (actual.double() - runner.reference[b].double()).flatten(1).norm(dim=1)
+    return {"format": fmt.name, "batch": b, "samples": int(e.shape[0]),
+            "e_task": float(e.mean()), "actual": float(a.mean()),
+            "ratio": float(e.mean() / a.mean()) if float(a.mean()) > 0 else math.nan}

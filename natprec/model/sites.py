@@ -1,0 +1,78 @@
+"""DEF-SITE — measurement sites of a torch module: its weights and its modules' input/output activations.
+
+A site is named by module path: ``"<module>.<param>"`` for a weight, ``"<module>:input"``
+and ``"<module>:output"`` for the first positional input / the output of a module call.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from natprec.reference.errors import InvalidParameterError
+
+from ._deps import require_torch
+
+__all__ = ["Site", "SITE_KINDS", "find_sites", "select_sites"]
+
+SITE_KINDS = ("weight", "input", "output")
+
+
+@dataclass(frozen=True)
+class Site:
+    """DEF-SITE — one tensor of a model that a quantizer can replace.
+
+    ``kind`` is ``"weight"`` (``param`` names the parameter of ``module``),
+    ``"input"`` or ``"output"`` (the activation entering / leaving a call of ``module``).
+    """
+
+    name: str
+    kind: str
+    module: str
+    param: str | None = None
+
+
+def find_sites(model, *, kinds=("weight", "input"), module_types=None) -> list[Site]:
+    """DEF-SITE — every site of ``model`` of the given kinds, in module order.
+
+    ``module_types``: only modules of these classes (default: ``torch.nn.Linear``).
+    Weight sites are the module's own parameters with ≥ 2 dimensions (matrices and
+    kernels; 1-D gains and biases are not weights here); a parameter shared by several
+    modules (tied weights) is one site, at the first module that holds it.
+    """
+    torch = require_torch()
+    bad = [k for k in kinds if k not in SITE_KINDS]
+    if bad:
+        raise InvalidParameterError(f"unknown site kind(s) {bad}; known: {', '.join(SITE_KINDS)}", value=bad)
+    types = (torch.nn.Linear,) if module_types is None else tuple(module_types)
+    seen_params: set[int] = set()
+    sites = []
+    for path, mod in model.named_modules():
+        if not isinstance(mod, types):
+            continue
+        for k in kinds:
+            if k == "weight":
+                for pname, p in mod.named_parameters(recurse=False):
+                    if p.ndim >= 2 and id(p) not in seen_params:
+                        seen_params.add(id(p))
+                        sites.append(Site(f"{path}.{pname}" if path else pname, "weight", path, pname))
+            else:
+                sites.append(Site(f"{path}:{k}", k, path))
+    return sites
+
+
+def select_sites(sites: list[Site], patterns) -> list[Site]:
+    """DEF-SITE — the sites whose name matches any glob pattern (comma-separated string or list).
+
+    A pattern that matches no site raises InvalidParameterError naming it.
+    """
+    if patterns is None:
+        return list(sites)
+    pats = [p.strip() for p in (patterns.split(",") if isinstance(patterns, str) else patterns) if p.strip()]
+    if not pats:
+        raise InvalidParameterError("--sites: empty pattern", value=patterns)
+    for p in pats:
+        if not any(fnmatch.fnmatchcase(s.name, p) for s in sites):
+            raise InvalidParameterError(f"--sites: pattern {p!r} matches no site (e.g. {sites[0].name!r})" if sites
+                                        else f"--sites: pattern {p!r}: the model has no sites", value=p)
+    return [s for s in sites if any(fnmatch.fnmatchcase(s.name, p) for p in pats)]
