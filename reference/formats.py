@@ -9,6 +9,7 @@ dtype, in which order — is fixed here and in the spec.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -589,11 +590,20 @@ def get_format(name: str, **options):
     return NVFP4Format(fmt.name, options.get("block_size", fmt.block_size))
 
 
+@lru_cache(maxsize=32)
+def _codebook_format(cb: Codebook) -> ElementFormat:
+    nbits = max(1, int(cb.encodings.max()).bit_length())
+    if nbits > 16:  # dequantize decodes through a 2**nbits table
+        raise CodebookError(f"codebook {cb.name!r}: encodings must be below 2**16 to quantize; largest is {int(cb.encodings.max())}",
+                            value=int(cb.encodings.max()))
+    return ElementFormat(cb.name, cb, nbits=nbits, description="user codebook")
+
+
 def _resolve(fmt):
     if isinstance(fmt, str):
         return get_format(fmt)
     if isinstance(fmt, Codebook):
-        return ElementFormat(fmt.name, fmt, nbits=max(1, int(fmt.encodings.max()).bit_length()), description="user codebook")
+        return _codebook_format(fmt)
     if isinstance(fmt, (ElementFormat, _BlockFormat)):
         return fmt
     raise UnknownFormatError(f"expected a format name, Codebook or format object; got {type(fmt).__name__}", value=fmt)

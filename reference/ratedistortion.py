@@ -612,10 +612,16 @@ def rate_distortion_ggd(
     change = math.inf
     res = None
     for k in range(int(max_refinements) + 1):
+        warm = {}
         if k:
             n_x, n_y = 2 * int(n_x * refine / 2) + 1, 2 * int(n_y * refine / 2) + 1
+            y_prev = src.y
             src = discretise_ggd(b, n_x, n_y, a)
-        res = blahut_arimoto_at_distortion(src.p, src.x, src.y, d, tol_bits=tol_bits, max_iter=max_iter)
+            # Warm start: the previous grid's output distribution as a density, interpolated in
+            # log space onto the new outputs (same span), and the previous final slope.
+            dens = res.log_q - math.log(float(y_prev[1] - y_prev[0]))
+            warm = {"init_log_q": np.interp(src.y, y_prev, dens), "init_slope": res.slope}
+        res = blahut_arimoto_at_distortion(src.p, src.x, src.y, d, tol_bits=tol_bits, max_iter=max_iter, **warm)
         history.append(((n_x, n_y), res.rate_bits, res.bound_gap_bits))
         if prev is not None:
             change = abs(res.rate_bits - prev)

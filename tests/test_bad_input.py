@@ -82,6 +82,7 @@ ROWS = [
     ("repeated encodings", lambda: Codebook([0.0, 1.0], [1, 1]), CodebookError, [1, 1]),
     ("negative encoding", lambda: Codebook([0.0, 1.0], [0, -1]), CodebookError, -1),
     ("even tie, same parity", lambda: nearest_index(np.array([0.5]), Codebook([0.0, 1.0, 2.0], [0, 2, 1]), "even"), CodebookError, (0.0, 1.0)),
+    ("encodings beyond 16 bits", lambda: quantize([0.3], Codebook([0.0, 1.0], [0, 2**20 + 1]), tie="down"), CodebookError, 2**20 + 1),
     ("unknown tie", lambda: quantize([1.0], "int8", tie="odd"), InvalidParameterError, "odd"),
     ("delta 0", lambda: discretized_histogram([1.0], 0.0), InvalidParameterError, 0.0),
     ("delta < 0", lambda: discretized_histogram([1.0], -1.0), InvalidParameterError, -1.0),
