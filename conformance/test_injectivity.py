@@ -77,7 +77,7 @@ def test_block_format_cells_are_per_block():
     rep = injectivity_report(x, "nvfp4")
     assert not rep.injective
     assert {tuple(c.values.tolist()) for c in rep.collisions} == {tuple(np.array([0.0, 0.01, 0.02], np.float32).tolist())}
-    assert rep.codebook_size == 2 * 15
+    assert rep.codebook_size == 2 * 16  # 15 E2M1 values + the −0 code, per block
 
 
 @pytest.mark.spec("DEF-COLLISION-PROBABILITY")

@@ -135,17 +135,27 @@ def test_ba_gaussian_matches_closed_form():
 
 @pytest.mark.spec("DEF-RD-BA", "THM-RD-BA-BOUNDS")
 def test_ba_bounds_bracket_and_shrink():
+    # Plain BA iterates and extrapolated (SQUAREM) ones alike: the bounds hold at every q.
     src = _gaussian_problem()
-    prev_gap = math.inf
-    for it in (5, 50, 500):
-        res = rd.blahut_arimoto(src.p, src.x, src.y, -1 / (2 * 0.05), tol_bits=1e-12, max_iter=it)
-        assert not res.converged and res.iterations == it
-        assert res.rate_lower_bits <= res.rate_upper_bits
-        assert res.bound_gap_bits < prev_gap
-        # The exact R at the channel's own distortion lies inside Blahut's bounds.
-        exact = 0.5 * math.log2(1 / res.distortion)
-        assert res.rate_lower_bits - 2e-4 <= exact <= res.rate_upper_bits + 2e-4
-        prev_gap = res.bound_gap_bits
+    for accelerate in (False, True):
+        prev_gap = math.inf
+        for it in (5, 50, 500):
+            res = rd.blahut_arimoto(
+                src.p, src.x, src.y, -1 / (2 * 0.05), tol_bits=1e-12, max_iter=it, accelerate=accelerate
+            )
+            assert not res.converged and res.iterations == it
+            assert res.rate_lower_bits <= res.rate_upper_bits
+            assert res.bound_gap_bits < prev_gap
+            # The exact R at the channel's own distortion lies inside Blahut's bounds.
+            exact = 0.5 * math.log2(1 / res.distortion)
+            assert res.rate_lower_bits - 2e-4 <= exact <= res.rate_upper_bits + 2e-4
+            prev_gap = res.bound_gap_bits
+    # To a common tolerance the two agree within it, and the extrapolation needs fewer evaluations.
+    plain = rd.blahut_arimoto(src.p, src.x, src.y, -1 / (2 * 0.05), tol_bits=1e-4, accelerate=False)
+    fast = rd.blahut_arimoto(src.p, src.x, src.y, -1 / (2 * 0.05), tol_bits=1e-4)
+    assert plain.converged and fast.converged and fast.iterations < plain.iterations
+    assert abs(fast.rate_upper_bits - plain.rate_upper_bits) <= 1e-4
+    assert abs(fast.distortion - plain.distortion) <= 1e-6
 
 
 @pytest.mark.spec("DEF-RD-CONTINUOUS", "THM-RD-SLB", "THM-RD-LOG-CONCAVE-GAP")

@@ -238,7 +238,9 @@ def entropy_bootstrap_interval(
         # bootstrap spread, typical when bins ~ elements): z0 = ±inf, BCa is undefined.
         q_lo, q_hi = np.quantile(boot, [alpha, 1 - alpha], method="linear")
         return EntropyInterval(est, float(2 * est - q_hi), float(2 * est - q_lo), float(confidence), "basic",
-                               int(n_resamples), note=f"BCa undefined: all {boot.size} resamples fall on one side of the estimate")
+                               int(n_resamples), note=(f"BCa undefined: all {boot.size} resamples fall on one side of the estimate "
+                                     "(the plug-in's bias exceeds the bootstrap spread); this basic interval "
+                                     "need not contain the estimate"))
     z0 = _norm_ppf(frac)
     # Jackknife: leaving out one element of bin j turns c_j into c_j − 1; weight c_j.
     jack = np.empty(c.size)

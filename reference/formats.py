@@ -394,7 +394,7 @@ class AbsmaxBlockFormat(_BlockFormat):
     Per block of ``block_size`` consecutive elements of the last axis (last block
     partial): s = max|x| in float32; r = fl32(1 / s); y = fl32(x · r); code = nearest
     codeword of y (tie rule ``tie``); decode fl32(c · s).  s = 0 encodes every element
-    as the codeword nearest 0; s < 2**-128 (where fl32(1/s) overflows) uses y = fl32(x / s).
+    as the codeword nearest 0; a block whose fl32(1/s) overflows (s ≲ 2**-128) uses y = fl32(x / s).
     """
 
     def __init__(self, name: str, element: ElementFormat, block_size: int):
@@ -417,7 +417,7 @@ class AbsmaxBlockFormat(_BlockFormat):
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             r = np.divide(_F32(1), s, dtype=_F32)
             y = np.multiply(blk, np.where(s > 0, r, _F32(0))[..., None], dtype=_F32)
-            # s < 2**-128: fl32(1/s) overflows, so such blocks divide instead: y = fl32(x / s).
+            # fl32(1/s) overflows (s ≲ 2**-128): such blocks divide instead, y = fl32(x / s).
             tiny = (s > 0) & np.isinf(r)
             if tiny.any():
                 y = np.where(tiny[..., None], np.divide(blk, np.where(tiny, s, _F32(1))[..., None], dtype=_F32), y)

@@ -45,7 +45,7 @@ class InjectivityReport:
     format: str
     n_elements: int
     support_size: int
-    codebook_size: int  # cells available: |C|, or blocks × |C| for block formats
+    codebook_size: int  # cells available: |C| (+1 for a separate −0 code), times the blocks for block formats
     cells_used: int
     injective: bool  # THM-INJECTIVITY: Q restricted to the support is one-to-one
     corollary: bool  # THM-INJECTIVITY-COROLLARY: |C| >= |supp| and every cell holds <= 1 value
@@ -158,10 +158,10 @@ def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", 
             )
         )
     support = realized_support(arr, nan_policy="raise")
-    if isinstance(f, ElementFormat):
-        size = len(f.codebook)
-    else:  # every block has its own copy of the element codebook
-        size = len(f.element.codebook) * int(np.ceil(arr.shape[-1] / f.block_size)) * (arr.size // arr.shape[-1])
+    el = f if isinstance(f, ElementFormat) else f.element
+    size = len(el.codebook) + (1 if el.signed_zero and el._zero_index >= 0 else 0)  # −0 is a cell of its own
+    if not isinstance(f, ElementFormat):  # every block has its own copy of the element's cells
+        size *= int(np.ceil(arr.shape[-1] / f.block_size)) * (arr.size // arr.shape[-1])
     injective = bool(multi.size == 0)
     return InjectivityReport(
         format=f.name,

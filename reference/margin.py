@@ -106,11 +106,10 @@ def min_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") 
     check_nan_policy(nan_policy)
     arr = as_float_array(x)
     nan = nan_mask(arr)
-    if nan.any():
-        if nan_policy == "propagate":
-            return float("nan")
-        if nan_policy == "omit":
-            arr = arr[~nan]  # flattens: block formats then block the remaining elements
+    if nan_policy == "omit":
+        arr = arr[~nan]  # always flattens, so block formats block the same way with or without NaNs
+    elif nan.any() and nan_policy == "propagate":
+        return float("nan")
     require_nonempty(arr, "x")
     return float(voronoi_margin(arr, fmt, tie=tie).min())
 

@@ -122,6 +122,8 @@ ROWS = [
     ("block result, element format", lambda: dequantize(quantize([1.0], "mxfp4"), "int8"), InvalidParameterError, "mxfp4"),
     ("G wrong shape", lambda: task_quotient([1.0, 2.0], lambda z: z[:1], 1.0), InvalidParameterError, (1,)),
     ("too many pairs", lambda: task_merge_check(np.linspace(0, 1, 2000), "binary", ident, 10.0, max_pairs=10), ProblemTooLargeError, None),
+    ("empty harness input", lambda: double_rounding(np.array([]), "bfloat16", "nf4"), EmptyInputError, (0,)),
+    ("acc beyond float32", lambda: epilogue_order_comparison(np.array([1e300]), 1.0, 0.0, "relu", "nf4"), NonFiniteInputError, 1e300),
     ("unknown activation", lambda: epilogue_order_comparison([1.0], 1.0, 0.0, "tanh", "float8_e4m3fn"), InvalidParameterError, "tanh"),
     ("non-16-bit enumeration", lambda: all_finite_values(np.float32), InvalidParameterError, "float32"),
 ]

@@ -128,6 +128,7 @@ def gradients(runner: Runner) -> dict:
     grads: dict[str, list] = {s.name: [] for s in runner.sites}
     params = {s.name: runner.modules[s.module].get_parameter(s.param) for s in runner.sites if s.kind == "weight"}
     saved_flags = {n: p.requires_grad for n, p in params.items()}
+    saved_grads = [(p, p.grad) for p in model.parameters()]  # leave the model's .grad as we found it
     for p in params.values():
         p.requires_grad_(True)
         p.grad = None
@@ -164,8 +165,9 @@ def gradients(runner: Runner) -> dict:
         for name, p in params.items():
             grads[name] = [p.grad.detach().clone()]
     finally:
+        for p, g in saved_grads:
+            p.grad = g
         for n, p in params.items():
-            p.grad = None
             p.requires_grad_(saved_flags[n])
     return grads
 

@@ -1,0 +1,327 @@
+// natprec_scalar.cuh — the per-element arithmetic of natprec's accelerated tier.
+//
+// Every function here is `__host__ __device__` under nvcc and a plain `static inline`
+// function under a host C++ compiler, so the exact same source is
+//   * compiled into the CUDA kernels (accelerated/kernels/*.cu, nvcc --fmad=false), and
+//   * compiled with g++ -O2 -ffp-contract=off into accelerated/host_harness.cpp, which
+//     tests/test_accelerated_host.py compares bit for bit against natprec.reference.
+//
+// Rules (issue 4): no FMA contraction, no fast-math, no flush-to-zero.  Every float
+// operation below is a single IEEE operation in round-to-nearest-even; nothing relies on
+// the hardware's float16/bfloat16 conversion (done with integer bit operations), on
+// min/max intrinsics (NaN and signed-zero behaviour is spelled out), or on libm.
+//
+// The definitions mirrored here (see the reference for the normative text):
+//   DEF-QUANTIZE   reference/codebook.py   idx = searchsorted(u, x, side='left')
+//   DEF-FORMAT-ELEMENT reference/formats.py ElementFormat.quantize (signed zero, NaN codes)
+//   DEF-MARGIN     reference/margin.py     γ = far-side gap, or (c'−x)−(x−c) rounded once
+//   DEF-SUPPORT-*  reference/support.py    total-order keys, by value / by bits
+//   DEF-HISTOGRAM  reference/entropy.py    k = floor((x−o)/Δ) with the "near integer" test
+#ifndef NATPREC_SCALAR_CUH
+#define NATPREC_SCALAR_CUH
+
+#if defined(__CUDACC__)
+#define NP_HD __host__ __device__ __forceinline__
+#else
+#include <cstring>
+#include <math.h>
+#define NP_HD static inline
+#endif
+
+#include <stdint.h>
+
+typedef unsigned long long np_u64;
+typedef long long np_i64;
+
+// ---------------------------------------------------------------------------------------
+// Bit casts and IEEE classification (integer-only: immune to FTZ/DAZ and to NaN compares).
+// ---------------------------------------------------------------------------------------
+
+NP_HD float np_f32_from_bits(uint32_t b) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(b);
+#else
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+#endif
+}
+
+NP_HD uint32_t np_f32_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+#endif
+}
+
+NP_HD double np_f64_from_bits(np_u64 b) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double((long long)b);
+#else
+  double f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+#endif
+}
+
+NP_HD np_u64 np_f64_bits(double f) {
+#if defined(__CUDA_ARCH__)
+  return (np_u64)__double_as_longlong(f);
+#else
+  np_u64 b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+#endif
+}
+
+// Input kinds (the `kind` argument of the harness and the kernel entry points).
+enum { NP_F16 = 0, NP_BF16 = 1, NP_F32 = 2 };
+
+// binary16 bits -> float32, exactly (subnormals normalised by shifting; NaN payload kept).
+NP_HD float np_f16_to_f32(uint16_t h) {
+  uint32_t s = ((uint32_t)h & 0x8000u) << 16;
+  uint32_t e = ((uint32_t)h >> 10) & 0x1fu;
+  uint32_t m = (uint32_t)h & 0x3ffu;
+  uint32_t bits;
+  if (e == 0x1fu) {
+    bits = s | 0x7f800000u | (m << 13);
+  } else if (e == 0u) {
+    if (m == 0u) {
+      bits = s;
+    } else {
+      uint32_t sh = 0;
+      while ((m & 0x400u) == 0u) {
+        m <<= 1;
+        ++sh;
+      }
+      bits = s | ((113u - sh) << 23) | ((m & 0x3ffu) << 13);
+    }
+  } else {
+    bits = s | ((e + 112u) << 23) | (m << 13);
+  }
+  return np_f32_from_bits(bits);
+}
+
+// bfloat16 bits -> float32, exactly.
+NP_HD float np_bf16_to_f32(uint16_t h) { return np_f32_from_bits((uint32_t)h << 16); }
+
+// Element of kind `kind` at raw bits `b` (16-bit kinds use the low half) -> float32, exactly.
+NP_HD float np_to_f32(int kind, uint32_t b) {
+  if (kind == NP_F16) return np_f16_to_f32((uint16_t)b);
+  if (kind == NP_BF16) return np_bf16_to_f32((uint16_t)b);
+  return np_f32_from_bits(b);
+}
+
+// NaN from bits (as reference/_domain.py nan_mask: |bits| > inf bits).
+NP_HD bool np_is_nan_bits(int kind, uint32_t b) {
+  if (kind == NP_F16) return (b & 0x7fffu) > 0x7c00u;
+  if (kind == NP_BF16) return (b & 0x7fffu) > 0x7f80u;
+  return (b & 0x7fffffffu) > 0x7f800000u;
+}
+
+NP_HD bool np_sign_bit(int kind, uint32_t b) {
+  if (kind == NP_F32) return (b >> 31) != 0u;
+  return ((b >> 15) & 1u) != 0u;
+}
+
+NP_HD bool np_is_finite_f64(double v) {
+  return (np_f64_bits(v) & 0x7ff0000000000000ull) != 0x7ff0000000000000ull;
+}
+
+// ---------------------------------------------------------------------------------------
+// DEF-QUANTIZE: numpy.searchsorted(u, x, side='left') = number of thresholds < x.
+// u is ascending, NaN-free (thresholds are ±Inf or finite).  numpy orders NaN after every
+// number, so a NaN x gets n (its index is then overwritten by the NaN rules anyway).
+// Comparisons are IEEE `<` on exact float32 (or float64) values: −0.0 == +0.0, as numpy.
+// ---------------------------------------------------------------------------------------
+
+template <typename T>
+NP_HD np_i64 np_search_left(const T* u, np_i64 n, T x) {
+  if (x != x) return n;
+  np_i64 lo = 0, hi = n;
+  while (lo < hi) {
+    np_i64 mid = lo + ((hi - lo) >> 1);
+    if (u[mid] < x) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+// DEF-FORMAT-ELEMENT: the encoding of one element, given its codebook index.
+//   enc[idx]                     (encodings already cast to the format's code dtype)
+//   | sign  if signed zero, the input's sign bit is set and the code is the zero code
+//   NaN input: nan_code, | sign when the input's sign bit is set
+// `flags`: bit 0 signed_zero (and a zero codeword exists), bit 1 nan_code valid.
+struct np_code_rule {
+  uint32_t flags;
+  uint32_t zero_code;
+  uint32_t sign_code;  // 1 << sign_bit in the code dtype (0 if none)
+  uint32_t nan_code;
+  uint32_t code_mask;  // 0xff or 0xffff: the code dtype's width
+};
+
+NP_HD uint32_t np_element_code(np_i64 idx, bool sign, bool nan, const uint16_t* enc, np_code_rule r) {
+  if (nan) {
+    uint32_t c = r.nan_code & r.code_mask;
+    return sign ? ((c | r.sign_code) & r.code_mask) : c;
+  }
+  uint32_t c = (uint32_t)enc[idx] & r.code_mask;
+  if ((r.flags & 1u) && sign && c == (r.zero_code & r.code_mask)) c = (c | r.sign_code) & r.code_mask;
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------
+// DEF-MARGIN, exactly as reference/margin.py computes it (float64):
+//   far side of c (x <= c toward a larger neighbour, x >= c toward a smaller one): the
+//   exact gap |c' − c| rounded once (precomputed on the host from rationals);
+//   otherwise a_hi − b_hi when both TwoSum differences are exact and finite (the same
+//   float64 operation as the reference, so the same bits, signed zeros included), else the
+//   correctly rounded value of the exact real (c' − x) − (x − c), which the reference gets
+//   from Fractions: here a correctly rounded sum of three doubles (c', c, −2x) by
+//   Boldo–Melquiond's rounding-to-odd algorithm (exact zero -> +0.0, as float(Fraction(0))).
+// ---------------------------------------------------------------------------------------
+
+struct np_dd {
+  double hi, lo;
+};
+
+// a − b = hi + lo (Knuth TwoSum on a and −b), operation for operation as _two_diff.
+NP_HD np_dd np_two_diff(double a, double b) {
+  double s = a - b;
+  double bb = s - a;
+  double lo = (a - (s - bb)) + (-b - bb);
+  np_dd r;
+  r.hi = s;
+  r.lo = lo;
+  return r;
+}
+
+// Knuth TwoSum: a + b = s + e exactly (no overflow).
+NP_HD np_dd np_two_sum(double a, double b) {
+  double s = a + b;
+  double bb = s - a;
+  double e = (a - (s - bb)) + (b - bb);
+  np_dd r;
+  r.hi = s;
+  r.lo = e;
+  return r;
+}
+
+// a + b rounded to odd (emulated: RN sum, then step to the odd neighbour if inexact).
+NP_HD double np_add_round_odd(double a, double b) {
+  np_dd t = np_two_sum(a, b);
+  if (t.lo == 0.0) return t.hi;
+  np_u64 bits = np_f64_bits(t.hi);
+  if ((bits & 1ull) != 0ull) return t.hi;
+  bool away = (t.lo > 0.0) == (t.hi > 0.0);  // the exact sum lies farther from zero than hi
+  return np_f64_from_bits(away ? bits + 1ull : bits - 1ull);
+}
+
+// RN(a + b + c) for finite doubles whose partial sums do not overflow.
+NP_HD double np_sum3_rn(double a, double b, double c) {
+  np_dd u = np_two_sum(b, c);
+  np_dd t = np_two_sum(a, u.hi);
+  double v = np_add_round_odd(t.lo, u.lo);
+  double z = t.hi + v;
+  return z == 0.0 ? 0.0 : z;
+}
+
+// One side of γ: neighbour cn of c; `toward_up`: cn > c.
+NP_HD double np_margin_side(double x, double c, double cn, double gap, bool toward_up) {
+  bool far = toward_up ? (x <= c) : (x >= c);
+  if (far) return gap;
+  np_dd a, b;
+  if (toward_up) {
+    a = np_two_diff(cn, x);  // cn − x
+    b = np_two_diff(x, c);   // x − c
+  } else {
+    a = np_two_diff(x, cn);  // x − cn
+    b = np_two_diff(c, x);   // c − x
+  }
+  double near_v = a.hi - b.hi;
+  bool exact = a.lo == 0.0 && b.lo == 0.0 && np_is_finite_f64(a.hi) && np_is_finite_f64(b.hi);
+  if (exact) return near_v;
+  double x2 = x + x;  // exact: x is a float16/bfloat16/float32 value (no overflow in float64)
+  return toward_up ? np_sum3_rn(cn, c, -x2) : np_sum3_rn(x2, -cn, -c);
+}
+
+// γ(x) for codebook index idx (k values v, k−1 gaps).  NaN x -> NaN; k == 1 -> +Inf.
+// The two sides combine as numpy.minimum(γ_up, γ_dn) does for non-NaN operands.
+NP_HD double np_margin(double x, np_i64 idx, const double* v, const double* gaps, np_i64 k) {
+  if (x != x) return np_f64_from_bits(0x7ff8000000000000ull);
+  double inf = np_f64_from_bits(0x7ff0000000000000ull);
+  if (k <= 1) return inf;
+  double c = v[idx];
+  double g = inf;
+  if (idx < k - 1) g = np_margin_side(x, c, v[idx + 1], gaps[idx], true);
+  if (idx > 0) {
+    double gd = np_margin_side(x, c, v[idx - 1], gaps[idx - 1], false);
+    g = (g <= gd) ? g : gd;
+  }
+  return g;
+}
+
+// Order-preserving key of a non-negative, non-NaN margin (for an atomicMin on uint64):
+// −0.0 and +0.0 share the key of +0.0.
+NP_HD np_u64 np_margin_min_key(double g) {
+  np_u64 b = np_f64_bits(g);
+  return (b == 0x8000000000000000ull) ? 0ull : b;
+}
+
+// ---------------------------------------------------------------------------------------
+// DEF-TOTAL-ORDER / DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS for 16-bit dtypes.
+// key = bits ^ (negative ? 0xffff : 0x8000).  By value: −0.0 joins +0.0 and every NaN joins
+// the canonical quiet +NaN (inf_bits | top mantissa bit, sign clear).
+// Returns a key in [0, 65535]; `nan` elements are handled by the caller's nan_policy.
+// ---------------------------------------------------------------------------------------
+
+NP_HD uint32_t np_total_order_key16(uint32_t bits) {
+  bits &= 0xffffu;
+  return (bits & 0x8000u) ? (bits ^ 0xffffu) : (bits ^ 0x8000u);
+}
+
+NP_HD uint32_t np_support_key16(int kind, uint32_t bits, bool by_value) {
+  uint32_t key = np_total_order_key16(bits);
+  if (!by_value) return key;
+  if (key == 0x7fffu) key = 0x8000u;  // −0.0 -> +0.0
+  if (np_is_nan_bits(kind, bits)) {
+    uint32_t qnan = (kind == NP_F16) ? (0x7c00u | 0x200u) : (0x7f80u | 0x40u);
+    key = qnan | 0x8000u;
+  }
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------
+// DEF-HISTOGRAM: k = floor((x − o)/Δ) in float64 and the reference's "near an integer" test
+// |r − rint(r)| <= 8·spacing(max(|r|, 1)); near elements are decided by the host with
+// rationals (reference/entropy.py _exact_floor_div).  Returns 1 if near, 2 if r is not
+// finite or |r| >= 2**53 (the reference then raises), else 0.
+// ---------------------------------------------------------------------------------------
+
+NP_HD double np_spacing_pos(double v) {  // numpy.spacing for finite v > 0
+  return np_f64_from_bits(np_f64_bits(v) + 1ull) - v;
+}
+
+NP_HD int np_hist_bin(double x, double origin, double delta, np_i64* k_out) {
+  double r = (x - origin) / delta;
+  double ar = r < 0.0 ? -r : r;
+  if (!np_is_finite_f64(r) || ar >= 9007199254740992.0) {
+    *k_out = 0;
+    return 2;
+  }
+  double k = floor(r);
+  double ri = rint(r);
+  double d = r - ri;
+  double ad = d < 0.0 ? -d : d;
+  double m = ar >= 1.0 ? ar : 1.0;
+  *k_out = (np_i64)k;
+  return (ad <= 8.0 * np_spacing_pos(m)) ? 1 : 0;
+}
+
+#endif  // NATPREC_SCALAR_CUH

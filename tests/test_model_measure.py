@@ -1,0 +1,290 @@
+"""Tests of natprec.model (spec/11-model-measurement.md) on a tiny deterministic torch model.
+
+Every number is checked against a direct computation: the site quantized with
+natprec.reference and the model run by hand in float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from natprec.reference import dequantize, get_format, quantize
+from natprec.reference.errors import InvalidParameterError, MissingDependencyError, NonFiniteInputError
+
+torch = pytest.importorskip("torch", reason="natprec.model needs torch (pip install natprec[torch])")
+
+from natprec.model import (  # noqa: E402
+    MeasuredModel,
+    Runner,
+    backward_sensitivity,
+    dual_precision,
+    find_sites,
+    forward_point,
+    gradients,
+    jacobian_proxy,
+    measure,
+    monotone_search,
+    monotonicity_violations,
+    per_sample_distortion,
+    precision_from_curve,
+    select_sites,
+    site_format,
+)
+from natprec.model.cli_report import SiteMeasurementError, add_parser  # noqa: E402
+from natprec.model.report import write_report  # noqa: E402
+
+
+def tiny(distortion="mse", batches=3, loss=False):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 16), torch.nn.Tanh(),
+                                torch.nn.Linear(16, 4)).float()
+    g = torch.Generator().manual_seed(1)
+    data = [torch.randn(10, 8, generator=g) for _ in range(batches)]
+    loss_fn = (lambda out, b: (out ** 2).sum(dim=1)) if loss else None
+    return MeasuredModel(model=model, batches=data, distortion=distortion, loss_fn=loss_fn, description="tiny")
+
+
+def by_name(sites, name):
+    return next(s for s in sites if s.name == name)
+
+
+@pytest.mark.spec("DEF-SITE")
+def test_import_without_torch_names_the_extra():
+    code = ("import sys\n"
+            "class Block:\n    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'torch':\n            raise ImportError('blocked')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import natprec.model as m\n"
+            "from natprec.reference.errors import MissingDependencyError\n"
+            "try:\n    m.find_sites(object())\nexcept MissingDependencyError as e:\n    print('ERR', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "ERR" in out and "pip install natprec[torch]" in out
+    assert issubclass(MissingDependencyError, ImportError)
+
+
+@pytest.mark.spec("DEF-SITE")
+def test_sites_named_by_module_path_and_selected_by_pattern():
+    mm = tiny()
+    names = [s.name for s in find_sites(mm.model)]
+    assert names == ["0.weight", "0:input", "2.weight", "2:input", "4.weight", "4:input"]
+    assert [s.name for s in select_sites(find_sites(mm.model), "*.weight")] == ["0.weight", "2.weight", "4.weight"]
+    with pytest.raises(InvalidParameterError, match="nothing|matches no site"):
+        select_sites(find_sites(mm.model), "encoder.*")
+    outs = find_sites(mm.model, kinds=("output",), module_types=(torch.nn.Tanh,))
+    assert [s.name for s in outs] == ["1:output", "3:output"]
+
+
+@pytest.mark.spec("DEF-SITE-QUANTIZE")
+@pytest.mark.parametrize("name", ["int4", "int8", "nf4", "fp4", "mxfp4", "nvfp4"])
+def test_site_quantization_is_the_reference(name):
+    x = np.random.default_rng(3).standard_normal((12, 70)).astype(np.float32) * 3
+    got = site_format(name).quantize_dequantize(x, per_channel=True)
+    if name.startswith("int"):
+        ref = get_format(name)  # the reference's own two's-complement format
+        qmax = np.float32(2 ** (int(name[3:]) - 1) - 1)
+        s = np.divide(np.abs(x).max(axis=1, keepdims=True), qmax, dtype=np.float32)
+        y = np.divide(x, s, dtype=np.float32)
+        want = np.multiply(dequantize(quantize(y, ref), ref).astype(np.float32), s, dtype=np.float32)
+        assert np.array_equal(quantize(y, ref), quantize(y, site_format(name).element))  # codes bit for bit
+    else:
+        f = {"nf4": "nf4_absmax64", "fp4": "fp4_bnb_absmax64"}.get(name, name)
+        want = dequantize(quantize(x, f), f).astype(np.float32)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.spec("DEF-SITE-QUANTIZE")
+def test_per_tensor_scale_and_fp8():
+    x = np.array([[0.5, -2.0, 1.0], [0.25, 0.125, -0.5]], dtype=np.float32)
+    # s = 2/1: y = x/2; 1.0/2 = 0.5 is a tie between codes 0 and 1 and goes to the even code 0.
+    got = site_format("int2").quantize_dequantize(x, per_channel=False)
+    assert np.array_equal(got, np.array([[0, -2, 0], [0, 0, 0]], dtype=np.float32))
+    fp8 = site_format("fp8").quantize_dequantize(x, per_channel=False)
+    assert fp8.dtype == np.float32 and np.allclose(fp8, x)  # these values are exact in e4m3 after scaling by 2/448
+
+
+@pytest.mark.spec("DEF-FORWARD-SENSITIVITY", "DEF-AMPLIFICATION")
+def test_forward_point_equals_hand_computation():
+    mm = tiny()
+    sites = find_sites(mm.model)
+    r = Runner(mm, sites)
+    assert r.replay_exact
+    assert r.skip["4:input"] == ("0", "1", "2", "3")
+    for name in ("2.weight", "2:input"):
+        site = by_name(sites, name)
+        fmt = site_format("int3")
+        pt = forward_point(r, site, fmt)
+        d = mse_site = n_site = 0.0
+        for x in mm.batches:
+            with torch.no_grad():
+                h = torch.tanh(mm.model[0](x))
+                w = mm.model[2].weight.detach()
+                if name.endswith("weight"):
+                    wq = torch.from_numpy(fmt.quantize_dequantize(w.numpy(), per_channel=True))
+                    z = h @ wq.T + mm.model[2].bias
+                    mse_site = float(((wq.double() - w.double()) ** 2).mean())
+                else:
+                    hq = torch.from_numpy(fmt.quantize_dequantize(h.numpy(), per_channel=False))
+                    z = hq @ w.T + mm.model[2].bias
+                    mse_site += float(((hq.double() - h.double()) ** 2).sum())
+                    n_site += h.numel()
+                y = mm.model[4](torch.tanh(z))
+                d += float(((y.double() - mm.model(x).double()) ** 2).mean(dim=1).sum())
+        n = sum(x.shape[0] for x in mm.batches)
+        assert pt["distortion"] == pytest.approx(d / n, rel=1e-9, abs=1e-15)
+        site_mse = mse_site if name.endswith("weight") else mse_site / n_site
+        assert pt["site_mse"] == pytest.approx(site_mse, rel=1e-9)
+        assert pt["amplification"] == pytest.approx(pt["output_mse"] / site_mse, rel=1e-12)
+
+
+@pytest.mark.spec("DEF-TASK-DISTORTION")
+def test_distortions_against_formulas():
+    a = torch.tensor([[1.0, 0.0, 2.0], [0.5, 0.5, -1.0]])
+    b = torch.tensor([[0.9, 0.1, 2.0], [0.5, -0.5, -1.0]])
+    cos = per_sample_distortion("cosine", a, b)
+    want = 1 - (a * b).sum(1).double() / (a.norm(dim=1) * b.norm(dim=1)).double()
+    assert torch.allclose(cos, want, atol=1e-7)
+    p, q = torch.softmax(a.double(), 1), torch.softmax(b.double(), 1)
+    assert torch.allclose(per_sample_distortion("kl", a, b), (p * (p / q).log()).sum(1))
+    assert torch.allclose(per_sample_distortion("mse", a, b), ((a - b) ** 2).mean(1).double())
+    with pytest.raises(InvalidParameterError):
+        per_sample_distortion("loss", a, b)
+    with pytest.raises(InvalidParameterError):
+        per_sample_distortion("psnr", a, b)
+
+
+@pytest.mark.spec("THM-MONOTONE-SEARCH", "DEF-OPERATIONAL-PRECISION-SITE")
+def test_bisection_equals_definition_on_monotone_curves():
+    bits = list(range(2, 9))
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        vals = np.sort(rng.exponential(size=7))[::-1]
+        curve = dict(zip(bits, vals))
+        eps = float(rng.choice(np.concatenate([vals, rng.exponential(size=3)])))
+        calls = []
+        b, seen = monotone_search(lambda x: calls.append(x) or curve[x], bits, eps)
+        assert b == precision_from_curve(curve, eps)
+        assert len(calls) <= 3 and monotonicity_violations(seen) == []
+    bumpy = {2: 1.0, 3: 0.1, 4: 0.5, 5: 0.5, 6: 0.01, 7: 0.0, 8: 0.0}
+    assert precision_from_curve(bumpy, 0.2) == 3
+    b, seen = monotone_search(lambda x: bumpy[x], bits, 0.2)
+    assert b == 6 and bumpy[6] <= 0.2 < bumpy[5]  # the documented weaker answer without monotonicity
+    assert [(v["bits"], v["next_bits"]) for v in monotonicity_violations(bumpy)] == [(3, 4), (3, 5)]
+
+
+@pytest.mark.spec("DEF-BACKWARD-SENSITIVITY")
+def test_gradients_and_backward_sensitivity_by_hand():
+    mm = tiny(loss=True)
+    sites = find_sites(mm.model)
+    r = Runner(mm, sites)
+    grads = gradients(r)
+    gw = torch.zeros_like(mm.model[2].weight)
+    for x in mm.batches:
+        h = torch.tanh(mm.model[0](x)).detach().requires_grad_(True)
+        w = mm.model[2].weight.detach().requires_grad_(True)
+        y = mm.model[4](torch.tanh(h @ w.T + mm.model[2].bias))
+        gh, gw_b = torch.autograd.grad((y ** 2).sum(), (h, w))
+        gw += gw_b
+        assert any(torch.allclose(g, gh, atol=1e-6) for g in grads["2:input"])
+    assert torch.allclose(grads["2.weight"][0], gw, atol=1e-5)
+    fmt = site_format("int4")
+    g = grads["2.weight"][0].numpy()
+    q = fmt.quantize_dequantize(g, per_channel=True)
+    want = float(((q.astype(np.float64) - g) ** 2).sum() / (g.astype(np.float64) ** 2).sum())
+    assert backward_sensitivity(grads["2.weight"], fmt, per_channel=True) == pytest.approx(want, rel=1e-12)
+    assert all(p.grad is None for p in mm.model.parameters())
+
+
+@pytest.mark.spec("DEF-DUAL-PRECISION")
+def test_dual_precision():
+    fwd = {2: 1.0, 3: 0.1, 4: 0.01, 5: 0.001, 6: 1e-4, 7: 1e-5, 8: 1e-6}
+    bwd = {2: 0.5, 3: 0.2, 4: 0.05, 5: 0.01, 6: 0.003, 7: 1e-3, 8: 2e-4}
+    assert dual_precision(fwd, bwd, 0.02, 0.01, 4, 5) == 5
+    assert dual_precision({4: 0.01, 6: 1e-4}, bwd, 0.02, 0.01, 4, 5) == 5  # bisection: max of the two
+    assert dual_precision({4: 0.01, 6: 1e-4}, bwd, 0.02, 0.01, None, 5) is None
+
+
+@pytest.mark.spec("DEF-JACOBIAN-PROXY")
+def test_jacobian_proxy_is_exact_for_a_linear_downstream():
+    mm = tiny()
+    sites = find_sites(mm.model)
+    r = Runner(mm, sites)
+    site = by_name(sites, "4:input")  # G(z) = W z + b is linear: e_task equals the actual change
+    res = jacobian_proxy(r, site, site_format("int3"))
+    assert res["e_task"] == pytest.approx(res["actual"], rel=1e-5)
+    res_w = jacobian_proxy(r, by_name(sites, "4.weight"), site_format("int3"))
+    assert res_w["e_task"] == pytest.approx(res_w["actual"], rel=1e-5)
+    nonlin = jacobian_proxy(r, by_name(sites, "0.weight"), site_format("int2"))
+    assert nonlin["e_task"] > 0 and nonlin["e_task"] != pytest.approx(nonlin["actual"], rel=1e-9)
+
+
+@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE", "THM-MONOTONE-SEARCH")
+def test_measure_and_report_files(tmp_path):
+    mm = tiny()
+    doc = measure(mm, tolerance=1e-4, full_sweep=True, all_formats=True)
+    for s in doc["sites"]:
+        assert s["error"] is None
+        curve = {int(b): v for b, v in s["forward"]["curve"].items()}
+        assert sorted(curve) == list(range(2, 9))
+        assert s["forward"]["b_star"] == precision_from_curve(curve, 1e-4)
+        passing = [(p["bits"], n) for n, p in s["points"].items() if p["distortion"] <= 1e-4]
+        assert s["best_bits"] == (min(passing)[0] if passing else None)
+    paths = write_report(doc, tmp_path)
+    assert paths["json"].is_file() and len(paths["png"]) == 3
+    page = paths["html"].read_text()
+    assert page.count("data:image/png;base64,") == 3 and "0.weight" in page
+
+
+@pytest.mark.spec("DEF-TASK-DISTORTION", "DEF-FORWARD-SENSITIVITY")
+def test_bad_input_is_named():
+    with pytest.raises(InvalidParameterError, match="--tolerance"):
+        measure(tiny(), tolerance=0.0)
+    with pytest.raises(InvalidParameterError, match="--tolerance"):
+        measure(tiny(), tolerance=float("nan"))
+    mm = tiny()
+    mm.batches[1] = torch.zeros(10, 5)
+    with pytest.raises(InvalidParameterError, match="calibration batch 1"):
+        measure(mm)
+    mm = tiny()
+    mm.batches[2] = mm.batches[2] * float("inf")
+    with pytest.raises(NonFiniteInputError, match="batch 2"):
+        measure(mm)
+
+
+class Divide(torch.nn.Module):
+    """y = x / w: quantizing w to zero makes the output non-finite."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.full((1, 4), 1e-3) + torch.arange(4.0).reshape(1, 4))
+
+    def forward(self, x):
+        return x / self.weight
+
+
+@pytest.mark.spec("DEF-FORWARD-SENSITIVITY")
+def test_a_failing_site_keeps_the_others():
+    mm = tiny()
+    mm.model = torch.nn.Sequential(mm.model, Divide())
+    doc = measure(mm, module_types=(torch.nn.Linear, Divide), kinds=("weight",), formats="int2,int8", jacobian=False)
+    errs = {s["site"]: s["error"] for s in doc["sites"]}
+    assert "non-finite" in errs["1.weight"] and "1.weight" in errs["1.weight"]
+    assert all(e is None for n, e in errs.items() if n != "1.weight")
+
+
+@pytest.mark.spec("DEF-SITE")
+def test_cli_report_errors(tmp_path):
+    p = argparse.ArgumentParser()
+    add_parser(p.add_subparsers())
+    args = p.parse_args(["report", "--tolerance", "-1"])
+    with pytest.raises(InvalidParameterError, match="--tolerance"):
+        args.run(args)
+    (tmp_path / "junk").mkdir()
+    args = p.parse_args(["report", str(tmp_path / "junk"), "--out", str(tmp_path / "o")])
+    with pytest.raises(Exception, match="not a model directory"):
+        args.run(args)
+    assert issubclass(SiteMeasurementError, RuntimeError)
