@@ -435,7 +435,7 @@ def blahut_arimoto_at_distortion(
     mean = float(p @ x)
     var = float(p @ (x - mean) ** 2)
     d_t = _check_distortion(D, var)
-    t = _real(tol_bits, "tol_bits")
+    _, t, n_iter = _validate_ba_args(-1.0, tol_bits, max_iter)
     log_p = np.log(p)
     log_q = _initial_log_q(y.size, init_log_q)
     lo = None  # (log|s|, log D_s) with D_s > D
@@ -453,7 +453,7 @@ def blahut_arimoto_at_distortion(
     total_iterations = 0
     for _ in range(int(max_slopes)):
         s = -math.exp(u)
-        res, log_c, mean_log_z = _ba_solve(_Kernel(x, y, s, d_xy), log_p, log_q, s, t, int(max_iter), bool(accelerate))
+        res, log_c, mean_log_z = _ba_solve(_Kernel(x, y, s, d_xy), log_p, log_q, s, t, n_iter, bool(accelerate))
         total_iterations += res.iterations
         log_q = res.log_q
         pt = (u, math.log(res.distortion))

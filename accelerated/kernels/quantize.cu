@@ -62,9 +62,16 @@ __device__ __forceinline__ void np_quantize_body(
 
 #define NP_QUANTIZE_ENTRY(NAME, KIND, B)                                                        \
   extern "C" __global__ void NAME(                                                            \
-      const B* x, np_i64 n, const float* u, np_i64 nu, const uint16_t* enc, np_code_rule rule, \
+      const B* x, np_i64 n, const float* u, np_i64 nu, const uint16_t* enc, uint32_t flags,    \
+      uint32_t zero_code, uint32_t sign_code, uint32_t nan_code, uint32_t code_mask,            \
       uint16_t* codes, np_u64* hist, const float* mu, np_i64 nmu, const double* v,             \
       const double* gaps, np_i64 k, double* margin, np_u64* min_key) {                         \
+    np_code_rule rule;                                                                        \
+    rule.flags = flags;                                                                       \
+    rule.zero_code = zero_code;                                                               \
+    rule.sign_code = sign_code;                                                               \
+    rule.nan_code = nan_code;                                                                 \
+    rule.code_mask = code_mask;                                                               \
     np_quantize_body<KIND, B>(x, n, u, nu, enc, rule, codes, hist, mu, nmu, v, gaps, k, margin, \
                               min_key);                                                       \
   }

@@ -76,6 +76,7 @@ def _transformers():
     except ImportError:
         raise MissingDependencyError(f"Hugging Face models need transformers: {TORCH_EXTRA_HINT}", "transformers") from None
     transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     return transformers
 
 

@@ -11,7 +11,7 @@ granularity and the scales:
   largest finite value in place of 2^(B−1) − 1, converted saturating.
 * block formats (``nf4`` = nf4_absmax64, ``fp4`` = fp4_bnb_absmax64, ``mxfp4``,
   ``nvfp4``, …): exactly as the reference defines them, blocks along the last axis
-  of the 2-D view (weights: the input dimension; activations: the feature dimension).
+  of the 2-D view (weights: the flattened non-output axes; activations: the feature axis).
 
 Activations are quantized per calibration batch tensor (dynamic per-tensor scale).
 """
@@ -56,9 +56,15 @@ def integer_format(bits: int) -> ElementFormat:
     return ElementFormat(f"int{bits}", cb, nbits=bits, description=f"{bits}-bit two's complement integers")
 
 
-def as_2d(x: np.ndarray) -> np.ndarray:
-    """The 2-D view a site is quantized in: rows × last axis (a scalar or vector is one row)."""
-    return x.reshape(1, -1) if x.ndim < 2 else x.reshape(-1, x.shape[-1])
+def as_2d(x: np.ndarray, per_channel: bool) -> np.ndarray:
+    """The 2-D view a site is quantized in (a scalar or vector is one row).
+
+    Weights (``per_channel``): one row per output channel (first axis), the other axes
+    flattened; activations: one row per position, the last (feature) axis as columns.
+    """
+    if x.ndim < 2:
+        return x.reshape(1, -1)
+    return x.reshape(x.shape[0], -1) if per_channel else x.reshape(-1, x.shape[-1])
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ class SiteFormat:
 
     def element_view(self, x: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
         """(y, group): the values the element codebook sees (2-D view) and each element's scale group id."""
-        x2 = as_2d(np.asarray(x, dtype=_F32))
+        x2 = as_2d(np.asarray(x, dtype=_F32), per_channel)
         rows, n = x2.shape
         if self.element is not None:
             y = np.divide(x2, self._scales(x2, per_channel), dtype=_F32)
@@ -101,7 +107,7 @@ class SiteFormat:
     def quantize_dequantize(self, x: np.ndarray, per_channel: bool) -> np.ndarray:
         """DEF-SITE-QUANTIZE — x̂ = Q(x) as float32, x's shape (per_channel: one scale per row of the 2-D view)."""
         x32 = np.asarray(x, dtype=_F32)
-        x2 = as_2d(x32)
+        x2 = as_2d(x32, per_channel)
         if self.element is not None:
             s = self._scales(x2, per_channel)
             codes = quantize(np.divide(x2, s, dtype=_F32), self.element, saturate=True)

@@ -1,0 +1,245 @@
+"""The accelerated tier without a GPU: its per-element arithmetic, built for the host, against the reference.
+
+accelerated/kernels/natprec_scalar.cuh holds every float operation the CUDA kernels do, as
+``__host__ __device__`` functions.  Here the same header is compiled with g++
+(-O2 -ffp-contract=off -fno-fast-math) into accelerated/host_harness.cpp, loaded with
+ctypes, and plugged into natprec.accelerated as its launch backend, so the tier's own host
+logic (validation, kernel parameters, post-processing) runs too.  Results are compared with
+natprec.reference bit for bit:
+
+* every float16 and every bfloat16 bit pattern, for every element format with <= 256 codes,
+  every tie rule, saturating and not: codes, dequantized values, cell counts, margins;
+* every 16-bit pattern for the support kernel, by value and by bits, every nan_policy;
+* hypothesis float32 samples through every conformance body (conformance/bodies.py);
+* the margin function on float64 samples with arbitrary codebooks (its exact slow path);
+* bad input raises the reference's exception types with no GPU and no backend (before any launch).
+"""
+
+import shutil
+from fractions import Fraction
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import natprec.accelerated as acc
+import natprec.reference as ref
+from natprec.conformance.bodies import BODIES
+from natprec.conformance.harness import assert_bits_equal, assert_same_outcome
+from natprec.conformance.strategies import codebooks, float_arrays, tie_rules
+from natprec.reference import TIE_RULES, get_format
+from natprec.reference.codebook import nearest_index, thresholds
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+DT16 = {"float16": np.dtype(np.float16), "bfloat16": BF16}
+SMALL_FORMATS = [n for n in ref.FORMAT_NAMES
+                 if isinstance(get_format(n), ref.ElementFormat) and len(get_format(n).codebook) <= 256]
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed: cannot build accelerated/host_harness.cpp")
+    lib = acc.build_host_library(tmp_path_factory.mktemp("natprec_host"))
+    return acc.HostBackend(lib)
+
+
+@pytest.fixture
+def tier(host):
+    with acc.use_backend(host):
+        yield acc
+
+
+def _all16(dtype):
+    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
+
+
+def _same(got, want, what):
+    assert_bits_equal(got, want, what)
+
+
+def test_import_needs_no_driver():
+    ok, why = acc.gpu_available()
+    assert isinstance(ok, bool) and isinstance(why, str) and why
+
+
+@pytest.mark.spec("DEF-TOTAL-ORDER", "DEF-DOMAIN")
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+def test_exact_16bit_to_float32_conversion(host, name):
+    x = _all16(DT16[name])
+    out = np.empty(x.size, np.float32)
+    host.lib.hh_to_f32(0 if name == "float16" else 1, x.ctypes.data, x.size, out.ctypes.data)
+    want = x.astype(np.float32)
+    ok = ~np.isnan(want)  # NaN payloads: the kernels classify NaN from the input bits, never from this value
+    _same(out[ok], want[ok], f"{name}->float32")
+    assert np.isnan(out[~ok]).all()
+
+
+@pytest.mark.spec("DEF-QUANTIZE", "DEF-FORMAT-ELEMENT", "DEF-TIE-RULES")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("fmt", SMALL_FORMATS)
+def test_every_16bit_pattern_quantizes_as_the_reference(tier, fmt, dtype):
+    f = get_format(fmt)
+    x = _all16(DT16[dtype])
+    nan = np.isnan(x.astype(np.float32))
+    n_checked = 0
+    for tie in TIE_RULES:
+        for sat in (True, False):
+            if not sat and f._extended is None:
+                continue
+            pol = "propagate" if f.nan_code is not None else "raise"
+            xs = x if pol == "propagate" else x[~nan]
+            try:
+                want = ref.quantize(xs, f, tie=tie, saturate=sat, nan_policy=pol)
+            except Exception as exc:  # e.g. tie='even' on a codebook whose neighbours share parity
+                with pytest.raises(type(exc)):
+                    tier.quantize(xs, f, tie=tie, saturate=sat, nan_policy=pol)
+                continue
+            got = tier.quantize(xs, f, tie=tie, saturate=sat, nan_policy=pol)
+            assert acc.last_path() == "device"
+            _same(got, want, f"{fmt}/{dtype}/{tie}/sat={sat} codes")
+            _same(tier.dequantize(got, f), ref.dequantize(want, f), f"{fmt}/{dtype}/{tie}/sat={sat} dequantize")
+            # The fused kernel's cell histogram: counts of the reference's indices, NaNs last.
+            hist = tier.code_histogram(xs, f, tie=tie, saturate=sat, nan_policy=pol)
+            cb = f.codebook if sat else f._extended
+            xn = xs[~np.isnan(xs.astype(np.float32))]
+            want_h = np.bincount(nearest_index(xn, cb, tie).astype(np.int64), minlength=len(cb))
+            _same(hist, np.append(want_h, xs.size - xn.size).astype(np.int64), f"{fmt}/{dtype}/{tie} histogram")
+            n_checked += xs.size
+    assert n_checked > 0
+
+
+@pytest.mark.spec("DEF-MARGIN")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("fmt", SMALL_FORMATS)
+def test_every_16bit_pattern_has_the_reference_margin(tier, fmt, dtype):
+    x = _all16(DT16[dtype])
+    for tie in ("even", "up"):  # ties only move the index at exact midpoints; both directions covered
+        try:
+            want = ref.voronoi_margin(x, fmt, tie=tie, nan_policy="propagate")
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                tier.voronoi_margin(x, fmt, tie=tie, nan_policy="propagate")
+            continue
+        got = tier.voronoi_margin(x, fmt, tie=tie, nan_policy="propagate")
+        assert acc.last_path() == "device"
+        _same(got, want, f"{fmt}/{dtype}/{tie} margin")
+        assert_bits_equal(tier.min_voronoi_margin(x, fmt, tie=tie, nan_policy="omit"),
+                          ref.min_voronoi_margin(x, fmt, tie=tie, nan_policy="omit"), "min margin")
+
+
+@pytest.mark.spec("DEF-SUPPORT-VALUE", "DEF-SUPPORT-BITS")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_every_16bit_pattern_support(tier, dtype):
+    x = np.concatenate([_all16(DT16[dtype]), _all16(DT16[dtype])[::7]])
+    nan = np.isnan(x.astype(np.float32))
+    for by in ("value", "bits"):
+        for pol in ("omit", "propagate"):
+            _same(tier.realized_support(x, by=by, nan_policy=pol), ref.realized_support(x, by=by, nan_policy=pol),
+                  f"support {by}/{pol}")
+            assert tier.support_size(x, by=by, nan_policy=pol) == ref.support_size(x, by=by, nan_policy=pol)
+        _same(tier.realized_support(x[~nan], by=by), ref.realized_support(x[~nan], by=by), f"support {by}/raise")
+
+
+@pytest.mark.spec("DEF-QUANTIZE", "DEF-FORMAT-ELEMENT", "DEF-TIE-RULES")
+@given(x=float_arrays(dtypes=(np.float32,)), fmt=st.sampled_from(SMALL_FORMATS + ["float16", "bfloat16"]),
+       tie=tie_rules, sat=st.sampled_from([True, False, None]), pol=st.sampled_from(["raise", "propagate"]))
+def test_float32_samples_quantize_as_the_reference(host, x, fmt, tie, sat, pol):
+    def body(impl):
+        codes = impl.quantize(x, fmt, tie=tie, saturate=sat, nan_policy=pol)
+        return codes, impl.dequantize(codes, fmt), impl.voronoi_margin(x, fmt, tie=tie, nan_policy=pol)
+
+    with acc.use_backend(host):
+        assert_same_outcome(lambda impl: body(impl), acc, ref)
+
+
+@pytest.mark.spec("DEF-QUANTIZE", "DEF-MARGIN", "DEF-SUPPORT-VALUE", "DEF-HISTOGRAM")
+@pytest.mark.parametrize("body_name", sorted(BODIES))
+@given(data=st.data())
+def test_conformance_bodies_on_the_host_build(host, body_name, data):
+    body = BODIES[body_name]
+    args = data.draw(body.args, label="args")
+    with acc.use_backend(host):
+        assert_same_outcome(body.run, acc, ref, *args)
+
+
+@pytest.mark.spec("DEF-MARGIN")
+@given(cb=codebooks(width=64), xs=st.lists(st.floats(allow_nan=False), min_size=1, max_size=20), tie=tie_rules)
+def test_margin_function_on_float64_samples(host, cb, xs, tie):
+    # The header's margin is general float64 arithmetic: check it beyond the kernels' dtypes.
+    x = np.array(xs, dtype=np.float64)
+    v = np.ascontiguousarray(cb.values)
+    if np.max(np.abs(v)) >= 2.0**1000 or np.max(np.abs(x)) >= 2.0**1000:
+        x = np.clip(x, -2.0**900, 2.0**900)  # the tier sends such codebooks to the reference (HOST_PATHS)
+        if np.max(np.abs(v)) >= 2.0**1000:
+            return
+    try:
+        want = ref.voronoi_margin(x, cb, tie=tie)
+    except Exception:
+        return
+    u = np.ascontiguousarray(thresholds(cb, tie, np.float64))
+    gaps = np.ascontiguousarray(acc._gaps(v))
+    out = np.empty(x.size, np.float64)
+    host.lib.hh_margin_f64(x.ctypes.data, x.size, u.ctypes.data if u.size else None, u.size, v.ctypes.data,
+                           gaps.ctypes.data if gaps.size else None, v.size, out.ctypes.data)
+    _same(out, want, "float64 margin")
+
+
+@pytest.mark.spec("DEF-MARGIN")
+@given(a=st.floats(allow_nan=False, allow_infinity=False, min_value=-2.0**1000, max_value=2.0**1000),
+       b=st.floats(allow_nan=False, allow_infinity=False, min_value=-2.0**1000, max_value=2.0**1000),
+       c=st.floats(allow_nan=False, allow_infinity=False, min_value=-2.0**1000, max_value=2.0**1000))
+def test_correctly_rounded_sum_of_three(host, a, b, c):
+    assert_bits_equal(host.lib.hh_sum3(a, b, c), float(Fraction(a) + Fraction(b) + Fraction(c)), "sum3")
+
+
+@pytest.mark.spec("DEF-HISTOGRAM")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("delta, origin", [(0.5, 0.0), (0.1, 0.0), (1 / 3, 0.25), (2.0**-20, -1.0), (1e4, 3.0)])
+def test_histogram_of_every_finite_16bit_pattern(tier, dtype, delta, origin):
+    x = _all16(DT16[dtype])
+    x = x[np.isfinite(x.astype(np.float32))]
+    x = x[np.abs(x.astype(np.float64)) < 60000]  # keeps bin indices below 2**53 for the small widths
+    _same(tier.discretized_histogram(x, delta, origin=origin), ref.discretized_histogram(x, delta, origin=origin),
+          f"histogram {dtype} delta={delta}")
+
+
+BAD_INPUTS = [
+    ("quantize", (np.array([np.nan], np.float32), "nf4"), {}),
+    ("quantize", (np.array([1.0], np.float32), "nf4"), {"tie": "sideways"}),
+    ("quantize", (np.array([1.0], np.float32), "nf4"), {"nan_policy": "omit"}),
+    ("quantize", (np.array([1.0], np.float32), "int4"), {"saturate": False}),
+    ("quantize", (np.array([np.nan], np.float16), "int8"), {"nan_policy": "propagate"}),
+    ("quantize", (np.array([1], np.int32), "nf4"), {}),
+    ("quantize", (np.array([1.0], np.float32), "no_such_format"), {}),
+    ("quantize", (np.array([1.0], np.float32), ref.Codebook([0.0, 1.0, 2.0])), {"tie": "even"}),
+    ("dequantize", (np.array([1.5]), "nf4"), {}),
+    ("dequantize", (np.array([16]), "nf4"), {}),
+    ("dequantize", (np.array([0x7f], np.uint8), "float8_e5m2"), {}),
+    ("voronoi_margin", (np.array([np.nan], np.float16), "nf4"), {}),
+    ("voronoi_margin", (np.array([1.0], np.float16), "nf4"), {"nan_policy": "omit"}),
+    ("min_voronoi_margin", (np.array([np.nan], np.float32), "nf4"), {"nan_policy": "omit"}),
+    ("min_voronoi_margin", (np.array([], np.float32), "nf4"), {}),
+    ("realized_support", (np.array([np.nan], np.float16),), {}),
+    ("realized_support", (np.array([1.0], np.float16),), {"by": "size"}),
+    ("support_size", (np.array([1.0], ml_dtypes.bfloat16),), {"nan_policy": "keep"}),
+    ("discretized_histogram", (np.array([np.inf], np.float32), 0.5), {}),
+    ("discretized_histogram", (np.array([1.0], np.float32), 0.0), {}),
+    ("discretized_histogram", (np.array([np.nan], np.float32), 0.5), {"nan_policy": "omit"}),
+    ("discretized_histogram", (np.array([1.0], np.float32), 0.5), {"origin": np.inf}),
+]
+
+
+@pytest.mark.spec("DEF-BAD-INPUT")
+@pytest.mark.parametrize("fn, args, kw", BAD_INPUTS, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD_INPUTS)])
+def test_bad_input_raises_before_any_launch(fn, args, kw):
+    # No backend at all here: the tier must raise the reference's exception before needing a GPU.
+    with pytest.raises(Exception) as want:
+        getattr(ref, fn)(*args, **kw)
+    if acc.gpu_available()[0]:
+        pytest.skip("a GPU is present: the no-launch property is only observable without one")
+    with pytest.raises(type(want.value)) as got:
+        getattr(acc, fn)(*args, **kw)
+    assert type(got.value) is type(want.value)
