@@ -28,6 +28,7 @@ reference on the host (``HOST_PATHS`` lists them; ``last_path()`` says which pat
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import threading
@@ -206,28 +207,40 @@ class _CudaBackend:
             a = np.zeros(1, a.dtype)
         return self.ga.to_gpu(a)
 
+    def device_plan(self, plan: "ElementPlan") -> dict:
+        """Upload an element plan's tables (thresholds, encodings, codebook values, gaps)."""
+        d = {"u": self._up(plan.u), "enc": self._up(plan.enc), "v": self._up(plan.v), "gaps": self._up(plan.gaps)}
+        d["mu"] = d["u"] if plan.mu is plan.u else self._up(plan.mu)
+        return d
+
+    def launch_quantize(self, kind, x_ptr, n, plan, dplan, codes_ptr=0, hist_ptr=0, margin_ptr=0, min_ptr=0):
+        """One launch of the fused kernel on device pointers (0 = output not wanted)."""
+        nbins = plan.u.size + 2
+        shared = nbins * 4 if (hist_ptr and nbins <= 4096) else 0
+        self.fq[kind].prepared_call(
+            self._grid(n), (self.BLOCK, 1, 1),
+            int(x_ptr), n, int(dplan["u"].gpudata), plan.u.size, int(dplan["enc"].gpudata), plan.flags,
+            plan.zero_code, plan.sign_code, plan.nan_code, plan.code_mask, int(codes_ptr), int(hist_ptr),
+            int(dplan["mu"].gpudata), plan.mu.size, int(dplan["v"].gpudata), int(dplan["gaps"].gpudata),
+            plan.v.size, int(margin_ptr), int(min_ptr), shared_size=shared)
+
     def quantize(self, kind, xbits, plan, *, codes=True, hist=False, margin=False, min_margin=False):
         ga = self.ga
         n = xbits.size
         dx = self._up(xbits)
-        du, denc = self._up(plan.u), self._up(plan.enc)
-        same = plan.mu is plan.u
-        dmu = du if same else self._up(plan.mu)
-        dv, dgaps = self._up(plan.v), self._up(plan.gaps)
+        dplan = self.device_plan(plan)
         dcodes = ga.empty(max(n, 1), np.uint16) if codes else None
-        nbins = plan.u.size + 2
-        dhist = ga.zeros(nbins, np.uint64) if hist else None
+        dhist = ga.zeros(plan.u.size + 2, np.uint64) if hist else None
         dmargin = ga.empty(max(n, 1), np.float64) if margin else None
         dmin = ga.to_gpu(np.array([np.iinfo(np.uint64).max], np.uint64)) if min_margin else None
         p = lambda a: 0 if a is None else int(a.gpudata)  # noqa: E731
-        shared = nbins * 4 if (hist and nbins <= 4096) else 0
-        self.fq[kind].prepared_call(
-            self._grid(n), (self.BLOCK, 1, 1),
-            p(dx), n, p(du), plan.u.size, p(denc), plan.flags, plan.zero_code, plan.sign_code, plan.nan_code,
-            plan.code_mask, p(dcodes), p(dhist), p(dmu), plan.mu.size, p(dv), p(dgaps), plan.v.size,
-            p(dmargin), p(dmin), shared_size=shared)
+        self.launch_quantize(kind, p(dx), n, plan, dplan, p(dcodes), p(dhist), p(dmargin), p(dmin))
         return (dcodes.get()[:n] if codes else None, dhist.get() if hist else None,
                 dmargin.get()[:n] if margin else None, int(dmin.get()[0]) if min_margin else None)
+
+    def launch_support16(self, kind, x_ptr, n, by_value, omit_nan, counts_ptr):
+        self.fsup.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(x_ptr), n, kind, int(by_value),
+                                int(omit_nan), int(counts_ptr))
 
     def dequantize(self, codes_u32, table):
         n = codes_u32.size
@@ -241,8 +254,7 @@ class _CudaBackend:
         n = bits.size
         dx = self._up(bits)
         counts = self.ga.zeros(1 << 16, np.uint64)
-        self.fsup.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(dx.gpudata), n, kind, int(by_value),
-                                int(omit_nan), int(counts.gpudata))
+        self.launch_support16(kind, dx.gpudata, n, by_value, omit_nan, counts.gpudata)
         return counts.get()
 
     def hist_bins(self, kind, xbits, origin, delta):
@@ -293,8 +305,17 @@ class ElementPlan:
 
 
 def _gaps(v: np.ndarray) -> np.ndarray:
+    """float(exact v[i+1] − v[i]) — the reference margin's gaps."""
     return np.array([float(Fraction(float(v[i + 1])) - Fraction(float(v[i]))) for i in range(v.size - 1)],
                     dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=64)
+def _codebook_arrays(cb: Codebook) -> tuple[np.ndarray, np.ndarray]:
+    v = np.ascontiguousarray(cb.values, dtype=np.float64)
+    g = _gaps(v)
+    g.flags.writeable = False
+    return v, g
 
 
 def element_plan(f: "_fmts.ElementFormat", tie: str, dtype, saturate: bool = True) -> ElementPlan:
@@ -318,7 +339,7 @@ def element_plan(f: "_fmts.ElementFormat", tie: str, dtype, saturate: bool = Tru
         nan_code = int(cd(f.nan_code))
     return ElementPlan(u=u, enc=np.ascontiguousarray(enc), flags=flags, zero_code=zero_code, sign_code=sign_code,
                        nan_code=nan_code, code_mask=int(np.iinfo(cd).max), code_dtype=cd, mu=mu,
-                       v=np.ascontiguousarray(base.values, dtype=np.float64), gaps=_gaps(base.values))
+                       v=_codebook_arrays(base)[0], gaps=_codebook_arrays(base)[1])
 
 
 def _bits_of(arr: np.ndarray) -> np.ndarray:
@@ -365,7 +386,15 @@ def quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_pol
     if arr.size == 0:
         return np.zeros(arr.shape, dtype=f.code_dtype)
     codes, _, _, _ = _backend().quantize(_KIND[arr.dtype], _bits_of(arr), plan, codes=True)
-    return codes.astype(f.code_dtype).reshape(arr.shape)
+    codes = codes.astype(f.code_dtype)
+    if arr.ndim == 0:
+        # The reference's 0-d results: 16-bit input goes through a table indexed by a 1-d view
+        # (np.ascontiguousarray), and so do its signed-zero and NaN masks -> shape (1,);
+        # otherwise searchsorted on a 0-d array gives a NumPy scalar.
+        if arr.dtype.itemsize == 2 or (f.signed_zero and f._zero_index >= 0) or nan.any():
+            return codes.reshape(1)
+        return codes[0]
+    return codes.reshape(arr.shape)
 
 
 def dequantize(q, fmt) -> np.ndarray:
@@ -386,7 +415,7 @@ def dequantize(q, fmt) -> np.ndarray:
     if c.size == 0:
         return np.zeros(c.shape, dtype=np.float64)
     out = _backend().dequantize(np.ascontiguousarray(c.reshape(-1).astype(np.uint32)), np.asarray(f._decode))
-    return out.reshape(c.shape)
+    return out[0] if c.ndim == 0 else out.reshape(c.shape)  # 0-d: a NumPy scalar, as the reference's table[c]
 
 
 def _margin_setup(x, fmt, tie, nan_policy):
@@ -421,21 +450,21 @@ def voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> n
 
 def min_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> float:
     """DEF-MARGIN — as ``natprec.reference.min_voronoi_margin`` (element formats: device reduction)."""
+    # The reference's order: policy, omit (always flattens) / propagate, non-empty, then
+    # voronoi_margin's checks (format, NaN under 'raise'), all before any launch.
     _dom.check_nan_policy(nan_policy)
     arr = _dom.as_float_array(x)
     nan = _dom.nan_mask(arr)
+    if nan_policy == "omit":
+        arr = arr[~nan]
+    elif nan.any() and nan_policy == "propagate":
+        return float("nan")
+    _dom.require_nonempty(arr, "x")
     f = _fmts._resolve(fmt)
     if not isinstance(f, _fmts.ElementFormat) or arr.dtype not in _KIND or not _device_ok_codebook(f):
         _set_path("host:block formats or float64 input")
         return _ref.min_voronoi_margin(x, fmt, tie=tie, nan_policy=nan_policy)
-    if nan.any():
-        if nan_policy == "propagate":
-            return float("nan")
-        if nan_policy == "omit":
-            arr = arr[~nan]
-        else:
-            _dom.raise_on_nan(arr, "x", nan)
-    _dom.require_nonempty(arr, "x")
+    _dom.raise_on_nan(arr, "x")
     plan = element_plan(f, tie, arr.dtype, True)
     _set_path("device")
     _, _, _, key = _backend().quantize(_KIND[arr.dtype], _bits_of(arr), plan, codes=False, min_margin=True)

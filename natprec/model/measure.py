@@ -92,7 +92,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
             is_w = site.kind == "weight"
             x = runner.site_tensor(site).numpy() if is_w else np.concatenate(
                 [runner.valid_rows(site, b) for b in range(len(mm.batches))])
-            rec["shape"] = list(runner.site_tensor(site).shape)
+            rec["shape"] = list(x.shape)  # activations: real positions of all batches × features
             rec["upstream_replayed"] = list(runner.skip[site.name])
             t0 = time.perf_counter()
             rec["info"] = tensor_measures(x, is_weight=is_w, max_elements=MAX_TENSOR_ELEMENTS)
