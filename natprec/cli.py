@@ -23,6 +23,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from . import __version__, cli_rd
+from .model import cli_report
 from .reference import (
     BOLTZMANN_J_PER_K,
     FORMAT_NAMES,
@@ -609,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(run=_cmd_tensor)
 
     cli_rd.add_parser(sub)
+    cli_report.add_parser(sub)
 
     s = sub.add_parser("landauer", help="Landauer bound for erasing B bits at temperature T")
     s.add_argument("--bits", type=float, required=True, metavar="B", help="bits erased (>= 0)")

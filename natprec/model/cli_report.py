@@ -57,6 +57,7 @@ def run(args) -> int:
     from ._deps import require_torch
     from .measure import measure
     from .models import load_model
+    from .quantize import parse_formats
     from .report import clean_json, format_table, write_report
 
     torch = require_torch()
@@ -69,6 +70,10 @@ def run(args) -> int:
 
     _check_tolerance("--tolerance", args.tolerance)  # before the model loads: a bad ε fails fast
     _check_tolerance("--backward-tolerance", args.backward_tolerance)
+    try:
+        parse_formats(args.formats)
+    except NatprecError as exc:
+        raise type(exc)(f"--formats: {exc}", value=exc.value) from None
     mm = load_model(args.model, calibration=args.calibration, calibration_size=args.calibration_size,
                     batch_size=args.batch_size, config_dir=args.config)
     doc = measure(mm, sites=args.sites, kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
