@@ -23,6 +23,8 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from . import __version__, cli_rd
+from .reference import ggd
+from .reference import ratedistortion as rd
 from .model import cli_report
 from .reference import (
     BOLTZMANN_J_PER_K,
@@ -400,7 +402,41 @@ def _collision_record(c, f) -> dict:
     }
 
 
-def _format_analysis(x: np.ndarray, f, max_collisions: int) -> dict:
+def _ggd_record(x: np.ndarray) -> dict:
+    """ML fit of a generalized Gaussian and its differential entropy (the h of R_SLB below)."""
+    try:
+        fit = ggd.fit_ml(x.astype(np.float64))
+    except NatprecError as exc:  # e.g. constant or non-finite data: say why instead of a number
+        return {"error": str(exc)}
+    if any(math.isclose(fit.beta, bound, rel_tol=1e-3) for bound in ggd.BETA_FIT_RANGE):
+        # ML runs to the edge of the β range on data with atoms (exact zeros, few distinct values):
+        # no GGD describes it, so there is no h and no Shannon lower bound to compare with.
+        return {"error": f"ML fit reached the β range bound {fit.beta:g} (data with atoms or few values is not GGD-like)"}
+    return {
+        "beta": _jnum(fit.beta),
+        "alpha": _jnum(fit.alpha),
+        "beta_ci": [_jnum(v) for v in fit.beta_ci] if fit.beta_ci else None,
+        "confidence": fit.confidence,
+        "differential_entropy_bits": _jnum(ggd.differential_entropy_bits(fit.beta, fit.alpha)),
+    }
+
+
+def _operating_point(x: np.ndarray, f, h_bits) -> dict:
+    try:
+        op = rd.format_operating_point(x, f, h_bits=h_bits)
+    except NatprecError as exc:
+        return {"error": str(exc)}
+    return {
+        "mse": _jnum(op.mse),
+        "index_entropy_bits": _jnum(op.index_entropy_bits),
+        "rate_bits": _jnum(op.fixed_rate_bits),
+        "scale": None if math.isnan(op.scale) else _jnum(op.scale),
+        "slb_bits": None if op.slb_bits is None else _jnum(op.slb_bits),
+        "gap_entropy_to_slb_bits": None if op.gap_entropy_to_slb_bits is None else _jnum(op.gap_entropy_to_slb_bits),
+    }
+
+
+def _format_analysis(x: np.ndarray, f, max_collisions: int, h_bits=None) -> dict:
     rep = injectivity_report(x, f, max_listed=max_collisions)
     d = rep.delta  # an exact Fraction
     return {
@@ -415,6 +451,7 @@ def _format_analysis(x: np.ndarray, f, max_collisions: int) -> dict:
         "delta_exact": f"{d.numerator}/{d.denominator}",
         "min_margin": _jnum(min_voronoi_margin(x, f)),
         "collisions": [_collision_record(c, f) for c in rep.collisions],
+        "operating_point": _operating_point(x, f, h_bits),
     }
 
 
@@ -459,7 +496,9 @@ def _analyse(label: str, arr: np.ndarray, formats: list, delta: float | None, na
         "ci_resamples": ci.n_resamples,
         "ci_seed": BOOTSTRAP_SEED,
     }
-    rec["formats"] = [_format_analysis(arr, f, max_collisions) for f in formats]
+    rec["ggd"] = _ggd_record(arr)
+    h = rec["ggd"].get("differential_entropy_bits")
+    rec["formats"] = [_format_analysis(arr, f, max_collisions, h) for f in formats]
     return rec
 
 
@@ -482,14 +521,25 @@ def _print_tensor(rec: dict, max_collisions: int) -> None:
          f"[{_fnum(e['ci_low_bits'], '.4f')}, {_fnum(e['ci_high_bits'], '.4f')}] bits "
          f"({e['ci_resamples']} resamples, seed {e['ci_seed']})"),
     ]
+    g = rec["ggd"]
+    pairs.append(("GGD fit", g["error"] if "error" in g else
+                  f"β = {_fnum(g['beta'], '.4f')} (95% CI [{_fnum(g['beta_ci'][0], '.4f')}, {_fnum(g['beta_ci'][1], '.4f')}]), "
+                  f"α = {_fnum(g['alpha'])}, h = {_fnum(g['differential_entropy_bits'], '.4f')} bits"))
     print(_kv(pairs))
     print()
+
+    def op(r, key, spec=None):
+        v = r["operating_point"].get(key)
+        return "-" if v is None else _fnum(v, spec)
+
     rows = [
         [r["format"], r["cells_used"], "yes" if r["injective"] else "no", r["colliding_values"],
-         _fnum(r["delta"]), _fnum(r["min_margin"])]
+         _fnum(r["delta"]), _fnum(r["min_margin"]), op(r, "mse", ".4g"), op(r, "rate_bits", ".3g"),
+         op(r, "index_entropy_bits", ".3f"), op(r, "gap_entropy_to_slb_bits", ".3f")]
         for r in rec["formats"]
     ]
-    print(_table(["format", "cells used", "injective", "colliding values", "δ", "min γ"], rows, {1, 3, 4, 5}))
+    print(_table(["format", "cells used", "injective", "colliding values", "δ", "min γ",
+                  "MSE", "rate", "H(codes)", "H−R_SLB"], rows, {1, 3, 4, 5, 6, 7, 8, 9}))
     if max_collisions and any(r["collisions"] for r in rec["formats"]):
         print(f"\nlargest collisions (up to {max_collisions} per format, by elements)")
         rows = [

@@ -35,6 +35,7 @@ __all__ = [
     "SampleSource",
     "OperatingPoint",
     "operating_point",
+    "format_operating_point",
     "mse_optimal_scale",
     "LloydMaxResult",
     "lloyd_max",
@@ -786,6 +787,37 @@ def operating_point(codebook, source, scale=1.0, *, rd_bits=None, h_bits=None, c
         rd_bits=rd,
         gap_fixed_to_rd_bits=None if rd is None else fixed - rd,
         gap_entropy_to_rd_bits=None if rd is None else ent - rd,
+        gap_fixed_to_slb_bits=None if slb is None else fixed - slb,
+        gap_entropy_to_slb_bits=None if slb is None else ent - slb,
+    )
+
+
+def format_operating_point(samples, fmt, *, h_bits=None) -> OperatingPoint:
+    """DEF-RD-OPPOINT — a natprec format's operating point on samples, as the format itself quantizes.
+
+    Element formats and codebooks: x ↦ c·Q(x/c) with the MSE-optimal per-tensor scale c
+    (:func:`operating_point` with ``scale="mse"``).  Block formats: their own scaling
+    (``dequantize(quantize(x))``, blocks along the last axis); rate = bits per element
+    including the scales; index entropy of the element codes.  ``h_bits`` (e.g. the
+    fitted GGD's differential entropy) gives the gaps to R_SLB at the measured MSE.
+    """
+    from .formats import ElementFormat, _resolve
+
+    f = _resolve(fmt)
+    if isinstance(f, ElementFormat):
+        return operating_point(f.codebook, SampleSource(samples), scale="mse", h_bits=h_bits)
+    x = np.asarray(samples)
+    q = f.quantize(x)
+    err = f.dequantize(q) - x.astype(np.float64)
+    mse = float(np.mean(err * err))
+    counts = np.bincount(q.codes.ravel().astype(np.int64))
+    ent = _entropy_bits(counts / counts.sum())
+    fixed = float(f.conventions()["bits_per_element"])
+    h = None if h_bits is None else _real(h_bits, "h_bits")
+    slb = slb_rate_bits(h, mse) if (h is not None and mse > 0) else None
+    return OperatingPoint(
+        mse=mse, index_entropy_bits=ent, fixed_rate_bits=fixed, scale=float("nan"), slb_bits=slb, rd_bits=None,
+        gap_fixed_to_rd_bits=None, gap_entropy_to_rd_bits=None,
         gap_fixed_to_slb_bits=None if slb is None else fixed - slb,
         gap_entropy_to_slb_bits=None if slb is None else ent - slb,
     )

@@ -456,3 +456,25 @@ def test_python_dash_m():
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["values"][0]["code"] == hexcode(quantize(np.array([-0.3]), "nf4")[0], 4)
+
+
+@pytest.mark.spec("DEF-RD-OPPOINT", "DEF-RD-GGD-FIT")
+def test_tensor_reports_ggd_fit_and_operating_points(demo_json, demo_tensors):
+    from natprec.reference import ggd
+    from natprec.reference import ratedistortion as rd
+
+    by_name = {t["name"]: t for t in demo_json["tensors"]}
+    w = demo_tensors["weight"]
+    fit = ggd.fit_ml(w.astype(np.float64))
+    g = by_name["weight"]["ggd"]
+    assert (g["beta"], g["alpha"]) == (fit.beta, fit.alpha)
+    h = ggd.differential_entropy_bits(fit.beta, fit.alpha)
+    assert g["differential_entropy_bits"] == h
+    for r in by_name["weight"]["formats"]:
+        op = rd.format_operating_point(w, r["format"], h_bits=h)
+        assert r["operating_point"]["mse"] == op.mse
+        assert r["operating_point"]["index_entropy_bits"] == op.index_entropy_bits
+        assert r["operating_point"]["gap_entropy_to_slb_bits"] == op.gap_entropy_to_slb_bits
+    # Ternary data has atoms: the ML fit runs to the β range bound, so no h and no SLB gap.
+    assert "range bound" in by_name["ternary"]["ggd"]["error"]
+    assert all(r["operating_point"]["gap_entropy_to_slb_bits"] is None for r in by_name["ternary"]["formats"])
