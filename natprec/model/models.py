@@ -7,13 +7,17 @@
 * a Hugging Face model directory (config.json + weights + tokenizer): the same
   sentence-embedding measurement on that encoder.
 * a ``.safetensors`` file: weights for the architecture of ``config_dir`` (default:
-  the MiniLM directory), e.g. a fine-tuned or re-quantized MiniLM.
-* ``module:factory``: an importable callable returning a :class:`MeasuredModel`.
+  the MiniLM directory), e.g. a fine-tuned or re-quantized MiniLM.  ``config_dir``
+  with any other MODEL is an error.
+* ``module:factory``: an importable callable, called with no arguments, returning a
+  :class:`MeasuredModel` with its own calibration batches (the calibration options
+  do not apply).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from importlib import resources
 from pathlib import Path
@@ -95,11 +99,15 @@ def sentence_embedding_model(model_dir, sentences: list[str], *, batch_size: int
         raise InputFileError(f"{model_dir}: not a model directory (no config.json)", value=str(model_dir))
     try:
         tok = tf.AutoTokenizer.from_pretrained(d)
+        config = tf.AutoConfig.from_pretrained(d)
         kw = {"attn_implementation": "eager"}
+        # BERT-like encoders build an unused pooler unless told not to; others (DistilBERT, ...) take no such argument.
+        if "add_pooling_layer" in inspect.signature(tf.MODEL_MAPPING[type(config)].__init__).parameters:
+            kw["add_pooling_layer"] = False
         if weights is None:
-            model = tf.AutoModel.from_pretrained(d, add_pooling_layer=False, **kw)
+            model = tf.AutoModel.from_pretrained(d, config=config, **kw)
         else:
-            model = tf.AutoModel.from_config(tf.AutoConfig.from_pretrained(d), add_pooling_layer=False, **kw)
+            model = tf.AutoModel.from_config(config, **kw)
             _load_weights(model, weights)
     except (OSError, ValueError, KeyError) as exc:
         raise InputFileError(f"{model_dir}: cannot load a transformers model and tokenizer from it ({exc})".splitlines()[0],
@@ -107,12 +115,14 @@ def sentence_embedding_model(model_dir, sentences: list[str], *, batch_size: int
     model = model.float().eval()
     if batch_size < 1:
         raise InvalidParameterError(f"--batch-size must be >= 1; got {batch_size}", value=batch_size)
+    # Only the tokenizer outputs the encoder's forward names (a BERT tokenizer's token_type_ids are not DistilBERT's).
+    accepted = set(inspect.signature(model.forward).parameters)
     order = sorted(range(len(sentences)), key=lambda i: len(tok(sentences[i])["input_ids"]))
     batches = []
     for i in range(0, len(order), batch_size):
         chunk = [sentences[j] for j in order[i:i + batch_size]]
         enc = tok(chunk, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-        batches.append(dict(enc))
+        batches.append({k: v for k, v in enc.items() if k in accepted})
 
     def embed(out, batch):
         h = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
@@ -135,7 +145,7 @@ def _load_weights(model, path):
         raise InputFileError(f"{path}: not a readable .safetensors file ({exc})", value=str(path)) from None
     own = model.state_dict()
     # Checkpoints saved from a wrapper carry a prefix (e.g. "bert."); strip it when that makes names match.
-    for prefix in ("", "bert.", "model.", "0.auto_model."):
+    for prefix in dict.fromkeys(("", f"{model.base_model_prefix}.", "bert.", "model.", "0.auto_model.")):
         mapped = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if any(k in own for k in mapped):
             break
@@ -152,17 +162,29 @@ def _load_weights(model, path):
 def load_model(spec: str | None = None, *, calibration=None, calibration_size: int | None = None,
                batch_size: int = DEFAULT_BATCH_SIZE, config_dir=None) -> MeasuredModel:
     """DEF-TASK-DISTORTION — the MeasuredModel for ``natprec report [MODEL]`` (see the module docstring)."""
-    require_torch()
+    torch = require_torch()
+    if config_dir is not None and (spec is None or Path(spec).suffix != ".safetensors"):
+        raise InvalidParameterError(f"--config {config_dir}: applies only to a .safetensors MODEL", value=str(config_dir))
     if spec is not None and ":" in spec and not Path(spec).exists():
-        mod_name, _, fn_name = spec.partition(":")
+        mod_name, _, fn_name = spec.rpartition(":")
+        if not (all(part.isidentifier() for part in mod_name.split(".")) and fn_name.isidentifier()):
+            raise InputFileError(f"MODEL {spec}: not a directory, a .safetensors file or module:factory", value=spec)
         try:
             fn = getattr(importlib.import_module(mod_name), fn_name)
         except (ImportError, AttributeError) as exc:
             raise InputFileError(f"MODEL {spec}: cannot import the factory ({exc})", value=spec) from None
+        if not callable(fn):
+            raise InvalidParameterError(f"MODEL {spec}: {fn_name} is not callable (type {type(fn).__name__})", value=spec)
         mm = fn()
         if not isinstance(mm, MeasuredModel):
             raise InvalidParameterError(f"MODEL {spec}: the factory must return natprec.model.MeasuredModel, "
                                         f"not {type(mm).__name__}", value=spec)
+        if not isinstance(mm.model, torch.nn.Module):
+            raise InvalidParameterError(f"MODEL {spec}: MeasuredModel.model must be a torch.nn.Module, "
+                                        f"not {type(mm.model).__name__}", value=spec)
+        if not isinstance(mm.batches, (list, tuple)) or not mm.batches:
+            raise InvalidParameterError(f"MODEL {spec}: MeasuredModel.batches must be a non-empty list of "
+                                        "calibration batches", value=spec)
         return mm
     sentences = calibration_sentences(calibration, calibration_size)
     if spec is None:
