@@ -80,7 +80,8 @@ def voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> n
         raise_on_nan(arr, "x", nan)
     shape = arr.shape
     idx = nearest_index(arr, cb, tie).ravel().astype(np.intp)
-    x64 = arr.ravel().astype(np.float64)
+    with np.errstate(invalid="ignore"):  # NaN elements convert to NaN; they are masked below
+        x64 = arr.ravel().astype(np.float64)
     v = cb.values
     k = v.size
     gamma = np.full(x64.shape, np.inf)
