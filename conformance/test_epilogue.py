@@ -10,7 +10,6 @@ from natprec.reference import (
     all_finite_values,
     double_rounding,
     epilogue_order_comparison,
-    get_format,
 )
 
 ALL_F16 = all_finite_values(np.float16)

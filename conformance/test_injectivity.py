@@ -10,12 +10,9 @@ from hypothesis import strategies as st
 from natprec.conformance.oracles import delta_brute
 from natprec.conformance.strategies import codebooks, finite_floats
 from natprec.reference import (
-    Codebook,
     InvalidParameterError,
     ProblemTooLargeError,
     collision_probability,
-    dequantize,
-    get_format,
     injectivity_report,
     quantize,
     realized_support,

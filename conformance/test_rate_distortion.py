@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import mpmath as mp
-import numpy as np
 import pytest
 import sympy as sp
 

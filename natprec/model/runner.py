@@ -156,7 +156,6 @@ class Runner:
         return tuple(sorted(n for n in cand if not any(a in cand for a in _ancestors(n))))
 
     def _cache_baseline(self):
-        torch = self.torch
         need = sorted({n for s in self.skip.values() for n in s})
         act_mods = {(s.module, s.kind) for s in self.sites if s.kind != "weight"}
         self.cache = []
