@@ -88,6 +88,17 @@ def _plot(out, path):
     ax.plot(ds, [h - 0.5 * math.log2(2 * math.pi * math.e * d) for d in ds], "--", label="R_SLB(D)")
     if out["beta"] == 2.0:
         ax.plot(ds, 0.5 * np.log2(1 / ds), label="R(D)")
+    else:
+        # The R(D) curve by Blahut–Arimoto on one grid, one point per slope, warm-started.
+        src = rd.discretise_ggd(out["beta"])
+        pts, log_q = [], None
+        for slope in -np.geomspace(0.6, 400.0, 8):
+            # 1e-3 bits is far below what the plot can show
+            res = rd.blahut_arimoto(src.p, src.x, src.y, float(slope), tol_bits=1e-3, init_log_q=log_q)
+            log_q = res.log_q
+            if res.converged:
+                pts.append((res.distortion, res.rate_bits))
+        ax.plot(*zip(*sorted(pts)), "-", label="R(D) (Blahut–Arimoto)")
     ax.plot([out["distortion"]], [out["rate_bits"]], "ko", label="R(D) (this run)")
     for name, op in out["formats"].items():
         ax.plot([op["mse"]], [op["fixed_rate_bits"]], "s", label=f"{name} fixed rate")

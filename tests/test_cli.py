@@ -478,3 +478,12 @@ def test_tensor_reports_ggd_fit_and_operating_points(demo_json, demo_tensors):
     # Ternary data has atoms: the ML fit runs to the β range bound, so no h and no SLB gap.
     assert "range bound" in by_name["ternary"]["ggd"]["error"]
     assert all(r["operating_point"]["gap_entropy_to_slb_bits"] is None for r in by_name["ternary"]["formats"])
+
+
+@pytest.mark.spec("DEF-RD-CONTINUOUS", "DEF-RD-OPPOINT")
+def test_rd_plot_draws_a_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="--plot needs the plot extra")
+    out = tmp_path / "rd.png"
+    assert main(["rd", "--source", "ggd", "--beta", "1.7", "--distortion", "0.05", "--format", "nf4", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert "R(D)" in capsys.readouterr().out
