@@ -136,3 +136,16 @@ def test_cells_partition_the_line_and_agree_with_quantize(cb, xs, tie):
         assert owners == [int(i)]
     for a, b in zip(cells[:-1], cells[1:]):
         assert a.upper == b.lower and a.upper_closed != b.lower_closed
+
+
+@pytest.mark.spec("DEF-QUANTIZE", "DEF-DOMAIN")
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16, np.float32, np.float64])
+@pytest.mark.parametrize("fmt", ["int4", "float8_e4m3fn", "nf4", "float16"])
+def test_zero_d_input_gives_zero_d_output(dtype, fmt):
+    from natprec.reference import dequantize, quantize, voronoi_margin
+
+    x = np.array(-0.3, dtype=dtype)
+    q = quantize(x, fmt)
+    assert isinstance(q, np.ndarray) and q.shape == ()
+    assert dequantize(q, fmt).shape == () and voronoi_margin(x, fmt).shape == ()
+    assert nearest_index(x, get_format("nf4").codebook).shape == ()

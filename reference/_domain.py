@@ -111,7 +111,7 @@ def check_nan_policy(nan_policy: str, allowed=NAN_POLICIES) -> str:
 def nan_mask(arr: np.ndarray) -> np.ndarray:
     """Boolean mask of NaN elements, computed from bits (works for every accepted dtype)."""
     lay = layout_of(arr.dtype)
-    bits = np.ascontiguousarray(arr).view(lay.uint)
+    bits = np.ascontiguousarray(arr).view(lay.uint).reshape(arr.shape)  # ascontiguousarray makes 0-d 1-d
     return (bits & lay.uint(lay.abs_mask)) > lay.uint(lay.inf_bits)
 
 
@@ -141,7 +141,7 @@ def total_order_key(arr: np.ndarray) -> np.ndarray:
     negatives are complemented.
     """
     lay = layout_of(arr.dtype)
-    bits = np.ascontiguousarray(arr).view(lay.uint)
+    bits = np.ascontiguousarray(arr).view(lay.uint).reshape(np.shape(arr))
     neg = (bits.view(_SIGNED[lay.uint]) >> (lay.nbits - 1)).view(lay.uint)  # all ones where negative
     neg |= lay.uint(lay.sign_mask)
     neg ^= bits

@@ -26,6 +26,7 @@ __all__ = [
     "thresholds",
     "voronoi_cells",
     "VoronoiCell",
+    "exact_gaps",
 ]
 
 #: DEF-TIE-RULES: which codeword wins when x is exactly a midpoint.
@@ -60,7 +61,7 @@ class Codebook:
                 i = int(np.flatnonzero(inexact)[0])
                 raise CodebookError(f"integer codeword {raw.ravel()[i]} is not exactly representable in float64", value=int(raw.ravel()[i]))
             raw = as_f
-        elif raw.dtype.kind == "O" or (raw.dtype not in FLOAT_DTYPES and raw.dtype.kind != "V"):
+        elif raw.dtype.kind == "O" or (raw.dtype.newbyteorder("=") not in FLOAT_DTYPES and raw.dtype.kind != "V"):
             raise CodebookError(f"codebook dtype {raw.dtype} is not a real floating type", value=str(raw.dtype))
         else:
             raw = as_float_array(raw, "codebook").astype(np.float64)
@@ -212,6 +213,15 @@ def thresholds(codebook: Codebook, tie: str, dtype) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
+def exact_gaps(cb: Codebook) -> np.ndarray:
+    """c[i+1] − c[i] for every adjacent pair, each the float64 nearest the exact difference."""
+    v = cb.values
+    g = np.array([float(Fraction(float(v[i + 1])) - Fraction(float(v[i]))) for i in range(v.size - 1)])
+    g.flags.writeable = False
+    return g
+
+
+@lru_cache(maxsize=64)
 def _lut16(cb: Codebook, tie: str, dtype: np.dtype) -> np.ndarray:
     lay = layout_of(dtype)
     u = thresholds(cb, tie, dtype).astype(np.float32)  # 16-bit values are exact in float32
@@ -232,9 +242,9 @@ def nearest_index(x, codebook: Codebook, tie: str = "even") -> np.ndarray:
     lay = layout_of(arr.dtype)
     if lay.nbits == 16:
         lut = _lut16(codebook, tie, lay.dtype)
-        return lut[np.ascontiguousarray(arr).view(np.uint16)]
+        return lut[np.ascontiguousarray(arr).view(np.uint16).reshape(arr.shape)]
     u = thresholds(codebook, tie, lay.dtype)
-    idx = np.searchsorted(u, arr, side="left")
+    idx = np.asarray(np.searchsorted(u, arr, side="left"))  # 0-d input: keep a 0-d array, not a scalar
     return idx.astype(np.min_scalar_type(max(len(codebook) - 1, 0)), copy=False)
 
 

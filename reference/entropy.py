@@ -70,10 +70,14 @@ def _exact_floor_div(x64: np.ndarray, origin: float, delta: float) -> np.ndarray
     near = np.abs(r - np.rint(r)) <= 8 * np.spacing(np.maximum(np.abs(r), 1.0))
     idx = np.flatnonzero(near)
     if idx.size:
+        # Grid-aligned data puts many elements here: decide each distinct value once.
+        vals, inverse = np.unique(x64[idx], return_inverse=True)
         o, d = Fraction(origin), Fraction(delta)
-        for i in idx:
-            q = (Fraction(float(x64[i])) - o) / d
-            k[i] = q.numerator // q.denominator
+        exact = np.empty(vals.size)
+        for j, v in enumerate(vals.tolist()):
+            q = (Fraction(v) - o) / d
+            exact[j] = q.numerator // q.denominator
+        k[idx] = exact[inverse]
     return k.astype(np.int64)
 
 
@@ -112,10 +116,10 @@ def _mp_entropy_bits(counts: np.ndarray) -> mpmath.mpf:
 
     Every term is ≥ 0 and a single occupied bin gives log2(1) = 0 exactly.
     """
-    c = np.asarray(counts, dtype=np.int64)
+    c = np.asarray(counts)
     c = c[c > 0]
     m, k = np.unique(c, return_counts=True)
-    n = int(c.sum(dtype=np.int64))
+    n = sum(int(mi) * int(ki) for mi, ki in zip(m, k))  # Python ints: exact beyond 2**63
     with mpmath.workprec(_PREC):
         return mpmath.fsum(
             mpmath.mpf(int(ki) * int(mi)) / n * mpmath.log(mpmath.mpf(n) / int(mi), 2) for mi, ki in zip(m, k)
@@ -132,7 +136,7 @@ def entropy_bits_from_counts(counts, *, correction: str | None = None) -> float:
         raise InvalidParameterError(f"counts must be a 1-D integer array; got {c.dtype} {c.shape}", value=str(c.dtype))
     if (c < 0).any():
         raise InvalidParameterError("counts must be >= 0", value=int(c.min()))
-    n = int(c.sum(dtype=np.int64))
+    n = int(c.sum(dtype=object)) if c.size else 0  # Python ints: exact beyond 2**63
     if n == 0:
         raise EmptyInputError("entropy of zero observations is undefined", value=0)
     if correction not in (None, "miller-madow"):
@@ -277,6 +281,10 @@ def gaussian_discretized_entropy_bits(sigma: float, delta: float) -> float:
 
 def uniform_discretized_entropy_bits(a: float, b: float, delta: float) -> float:
     """DEF-ENTROPY-CLOSED-FORMS — H_Δ of U[a, b]: log2((b − a)/Δ), exact when Δ divides b − a and bins align."""
+    try:
+        a, b = float(a), float(b)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"a and b must be real numbers; got a={a!r}, b={b!r}", value=(a, b)) from None
     if not (np.isfinite(a) and np.isfinite(b)) or not b > a:
         raise InvalidParameterError(f"need finite a < b; got a={a!r}, b={b!r}", value=(a, b))
     d = _positive_finite("delta", delta)

@@ -168,12 +168,12 @@ class ElementFormat:
         lay = layout_of(arr.dtype)
         if sat:
             idx = nearest_index(arr, self.codebook, tie)
-            codes = self.codebook.encodings[idx].astype(self.code_dtype)
+            codes = self.codebook.encodings[idx.ravel()].reshape(idx.shape).astype(self.code_dtype)
         else:
             idx = nearest_index(arr, self._extended, tie)
             # Beyond the overflow midpoint (and ±Inf) the virtual codeword's code: ±Inf, or NaN for e4m3fn.
-            codes = self._extended.encodings[idx].astype(self.code_dtype)
-        signbit = (np.ascontiguousarray(arr).view(lay.uint) >> lay.uint(lay.nbits - 1)).astype(bool)
+            codes = self._extended.encodings[idx.ravel()].reshape(idx.shape).astype(self.code_dtype)
+        signbit = (np.ascontiguousarray(arr).view(lay.uint).reshape(arr.shape) >> lay.uint(lay.nbits - 1)).astype(bool)
         if self.signed_zero and self._zero_index >= 0:
             zero_code = self.code_dtype(self.codebook.encodings[self._zero_index])
             neg_zero = signbit & (codes == zero_code)
@@ -194,7 +194,7 @@ class ElementFormat:
             if bad.size == 0:
                 bad = c.ravel()[~self._valid[c.ravel().astype(np.int64)]]
             raise InvalidParameterError(f"{int(bad[0])} is not an encoding of format {self.name}", value=int(bad[0]))
-        return self._decode[c.astype(np.int64)]
+        return self._decode[c.astype(np.int64).ravel()].reshape(c.shape)
 
 
 def _minifloat(name: str, ebits: int, mbits: int, bias: int, *, ieee: bool, description: str) -> ElementFormat:

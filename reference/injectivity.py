@@ -16,7 +16,7 @@ import numpy as np
 
 from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan, total_order_key
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError, ProblemTooLargeError
-from .support import realized_support
+from .support import _l2, realized_support
 
 __all__ = [
     "Collision",
@@ -62,9 +62,14 @@ def _grouped_delta(cell_sorted_counts: np.ndarray, group_starts: np.ndarray, n: 
     """Σ_cells [(Σ n_v)² − Σ n_v²] / N² with Python integers (exact at any size)."""
     if n == 0:
         raise EmptyInputError("δ of an empty sample is undefined", value=0)
-    c = cell_sorted_counts.astype(object)  # Python ints: no overflow for any N
-    per_cell = np.add.reduceat(c, group_starts) if c.size else c
-    num = int(sum(int(s) * int(s) for s in per_cell)) - int(sum(int(v) * int(v) for v in c))
+    if n < 2**31:  # every square and sum below stays under 2**62: int64 is exact
+        c = cell_sorted_counts.astype(np.int64)
+        per_cell = np.add.reduceat(c, group_starts) if c.size else c
+        num = int(np.dot(per_cell, per_cell)) - int(np.dot(c, c))
+    else:
+        c = cell_sorted_counts.astype(object)  # Python ints: exact for any N
+        per_cell = np.add.reduceat(c, group_starts) if c.size else c
+        num = int(sum(int(s) * int(s) for s in per_cell)) - int(sum(int(v) * int(v) for v in c))
     return Fraction(num, n * n)
 
 
@@ -116,8 +121,8 @@ def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", 
     nan = nan_mask(arr)
     if nan_policy == "raise":
         raise_on_nan(arr, "x", nan)
-    elif nan.any():
-        arr = arr[~nan]
+    else:
+        arr = arr[~nan]  # omit always flattens, so block formats block the same way with or without NaNs
     if arr.size == 0:
         raise EmptyInputError("injectivity of an empty tensor is undefined", value=arr.shape)
     if arr.ndim == 0:
@@ -185,11 +190,6 @@ class TaskMergeReport:
     pairs_checked: int
     worst_distance: float
     worst_pair: tuple | None
-
-
-def _l2(a, b) -> float:
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    return float(np.sqrt(np.sum(d * d)))
 
 
 def task_merge_check(

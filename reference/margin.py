@@ -15,7 +15,7 @@ from fractions import Fraction
 import numpy as np
 
 from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan, require_nonempty
-from .codebook import Codebook, nearest_index
+from .codebook import Codebook, exact_gaps, nearest_index
 from .errors import InvalidParameterError
 
 __all__ = ["voronoi_margin", "min_voronoi_margin", "margin_guarantees_codes", "element_codebook"]
@@ -87,7 +87,7 @@ def voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> n
     gamma = np.full(x64.shape, np.inf)
     ok = ~nan.ravel()
     if k > 1:
-        gaps = np.array([float(Fraction(float(v[i + 1])) - Fraction(float(v[i]))) for i in range(k - 1)])
+        gaps = exact_gaps(cb)
         c = v[idx]
         up = np.flatnonzero(ok & (idx < k - 1))
         dn = np.flatnonzero(ok & (idx > 0))

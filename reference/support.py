@@ -230,8 +230,10 @@ def task_quotient(
             f"downstream must return one output per support value (leading dim {z.size}); got shape {out.shape}",
             value=out.shape,
         )
-    if out.dtype.kind not in "fiu" or not np.all(np.isfinite(out)):
-        bad = int(np.flatnonzero(~np.isfinite(np.asarray(out, dtype=np.float64)).reshape(z.size, -1).any(axis=1))[0])
+    if out.dtype.kind not in "fiu":
+        raise InvalidParameterError(f"downstream must return real numbers; got dtype {out.dtype}", value=str(out.dtype))
+    if not np.all(np.isfinite(out)):
+        bad = int(np.flatnonzero(~np.isfinite(out.astype(np.float64)).reshape(z.size, -1).any(axis=1))[0])
         raise NonFiniteInputError(f"downstream output is not finite at support value {z[bad]!r}", value=float(z[bad]))
     dist = metric or _l2
     class_of = np.empty(z.size, dtype=np.int64)

@@ -158,3 +158,23 @@ def test_accepted_unusual_inputs():
     assert quantize([inf, -inf], "float8_e4m3fn").tolist() == [127, 255]
     assert np.isnan(discretized_entropy_bits([1.0, nan], 1.0, nan_policy="propagate"))
     assert quantize(np.arange(64, dtype=">f4")[::2], "mxfp4").scales.tolist() == [130]
+
+
+@pytest.mark.spec("DEF-BAD-INPUT", "DEF-ENTROPY-DISCRETIZED", "DEF-CODEBOOK", "DEF-NATPREC-TASK")
+def test_review_edge_cases():
+    # counts summing past 2**63 stay exact
+    assert entropy_bits_from_counts(np.array([2**62, 2**62], dtype=np.uint64)) == 1.0
+    assert entropy_bits_from_counts(np.array([2**62] * 4, dtype=np.uint64)) == 2.0
+    # downstream returning booleans is a parameter error, not an IndexError
+    with pytest.raises(InvalidParameterError):
+        task_quotient([0.0, 1.0, 2.0], lambda z: z > 0.5, 0.5)
+    # byte-swapped codebook values are accepted like every other byte-swapped input
+    assert Codebook(np.array([0.0, 1.0], ">f8")).values.tolist() == [0.0, 1.0]
+    with pytest.raises(InvalidParameterError):
+        uniform_discretized_entropy_bits("a", 1.0, 0.5)
+    # omit always flattens: the same blocks with or without a NaN present
+    a = np.array([[1.0, 0.35], [100.0, 30.0]], dtype=np.float32)
+    b = a.copy()
+    b[1, 1] = np.nan
+    assert injectivity_report(a, "nf4_absmax64", nan_policy="omit").codebook_size == 16
+    assert injectivity_report(b, "nf4_absmax64", nan_policy="omit").codebook_size == 16
