@@ -28,12 +28,10 @@ reference on the host (``HOST_PATHS`` lists them; ``last_path()`` says which pat
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import os
 import threading
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import ml_dtypes
@@ -44,7 +42,7 @@ from natprec.reference import _domain as _dom
 from natprec.reference import entropy as _ent
 from natprec.reference import formats as _fmts
 from natprec.reference import support as _sup
-from natprec.reference.codebook import Codebook, thresholds
+from natprec.reference.codebook import Codebook, exact_gaps, thresholds
 from natprec.reference.errors import (
     EmptyInputError,
     InvalidDTypeError,
@@ -126,7 +124,7 @@ def gpu_available() -> tuple[bool, str]:
 
 
 def _override():
-    return getattr(_state, "backend", None) or _GLOBAL_OVERRIDE[0]
+    return _GLOBAL_OVERRIDE[0]
 
 
 _GLOBAL_OVERRIDE = [None]
@@ -304,18 +302,9 @@ class ElementPlan:
     gaps: np.ndarray  # float64 exact gaps rounded once
 
 
-def _gaps(v: np.ndarray) -> np.ndarray:
-    """float(exact v[i+1] − v[i]) — the reference margin's gaps."""
-    return np.array([float(Fraction(float(v[i + 1])) - Fraction(float(v[i]))) for i in range(v.size - 1)],
-                    dtype=np.float64)
-
-
-@functools.lru_cache(maxsize=64)
 def _codebook_arrays(cb: Codebook) -> tuple[np.ndarray, np.ndarray]:
-    v = np.ascontiguousarray(cb.values, dtype=np.float64)
-    g = _gaps(v)
-    g.flags.writeable = False
-    return v, g
+    """Codebook values and the reference margin's exact gaps (cached there)."""
+    return np.ascontiguousarray(cb.values, dtype=np.float64), exact_gaps(cb)
 
 
 def element_plan(f: "_fmts.ElementFormat", tie: str, dtype, saturate: bool = True) -> ElementPlan:
@@ -386,15 +375,7 @@ def quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_pol
     if arr.size == 0:
         return np.zeros(arr.shape, dtype=f.code_dtype)
     codes, _, _, _ = _backend().quantize(_KIND[arr.dtype], _bits_of(arr), plan, codes=True)
-    codes = codes.astype(f.code_dtype)
-    if arr.ndim == 0:
-        # The reference's 0-d results: 16-bit input goes through a table indexed by a 1-d view
-        # (np.ascontiguousarray), and so do its signed-zero and NaN masks -> shape (1,);
-        # otherwise searchsorted on a 0-d array gives a NumPy scalar.
-        if arr.dtype.itemsize == 2 or (f.signed_zero and f._zero_index >= 0) or nan.any():
-            return codes.reshape(1)
-        return codes[0]
-    return codes.reshape(arr.shape)
+    return codes.astype(f.code_dtype).reshape(arr.shape)
 
 
 def dequantize(q, fmt) -> np.ndarray:
@@ -415,7 +396,7 @@ def dequantize(q, fmt) -> np.ndarray:
     if c.size == 0:
         return np.zeros(c.shape, dtype=np.float64)
     out = _backend().dequantize(np.ascontiguousarray(c.reshape(-1).astype(np.uint32)), np.asarray(f._decode))
-    return out[0] if c.ndim == 0 else out.reshape(c.shape)  # 0-d: a NumPy scalar, as the reference's table[c]
+    return out.reshape(c.shape)
 
 
 def _margin_setup(x, fmt, tie, nan_policy):
@@ -573,12 +554,8 @@ def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: s
         )
     mode, lo, data, near_idx, k_near = res
     # Near-integer quotients: the reference's exact rational floor.
-    oq, dq = Fraction(o), Fraction(d)
     moves = {}
-    exact = np.empty(near_idx.size, np.int64)
-    for j, i in enumerate(near_idx):
-        q = (Fraction(float(arr[i])) - oq) / dq
-        exact[j] = q.numerator // q.denominator
+    exact = _ent.exact_floor_bins(arr[near_idx].astype(np.float64), o, d)
     if mode == "full":
         k = data.copy()
         k[near_idx] = exact

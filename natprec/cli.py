@@ -37,9 +37,9 @@ from .reference import (
     InvalidParameterError,
     MXFormat,
     NatprecError,
-    NVFP4Format,
     dequantize,
-    discretized_entropy_bits,
+    discretized_histogram,
+    entropy_bits_from_counts,
     entropy_bootstrap_interval,
     get_format,
     injectivity_report,
@@ -75,8 +75,6 @@ ELEMENTARY_CHARGE_C = 1.602176634e-19
 
 #: safetensors dtype strings of the float dtypes the reference accepts.
 _SAFETENSORS_FLOATS = ("F16", "BF16", "F32", "F64")
-#: Bits of one block scale, for the amortised bits-per-element of block formats.
-_SCALE_BITS = {AbsmaxBlockFormat: 32, MXFormat: 8, NVFP4Format: 8}
 _MAX_CODEBOOK_LISTED = 256
 _CI_METHOD_LABEL = {"bca": "BCa", "basic": "basic"}
 
@@ -179,7 +177,7 @@ def _format_record(name: str) -> dict:
         "name": f.name,
         "kind": "block",
         "nbits": el.nbits,
-        "bits_per_element": el.nbits + _SCALE_BITS[type(f)] / f.block_size,
+        "bits_per_element": f.conventions()["bits_per_element"],  # element bits + amortised scale bits
         "description": f.description,
         "conventions": f.conventions(),
         "element": el.name,
@@ -236,20 +234,6 @@ def _block_scales(f, q) -> tuple[list[dict], float | None]:
     return out, ts
 
 
-def _element_margins(x: np.ndarray, f, tie: str) -> np.ndarray:
-    """γ of each value, NaN for NaN inputs.
-
-    Only the non-NaN values go to the reference: its ``nan_policy="propagate"``
-    path fails on NaN, and its ±Inf path evaluates inf − inf in a branch it then
-    discards, which would print a RuntimeWarning.
-    """
-    gamma = np.full(x.shape, np.nan)
-    ok = ~np.isnan(x)
-    with np.errstate(invalid="ignore"):
-        gamma[ok] = voronoi_margin(x[ok], f, tie=tie)
-    return gamma
-
-
 def _cmd_quantize(args) -> None:
     f = get_format(args.format)
     if not args.values:
@@ -260,7 +244,7 @@ def _cmd_quantize(args) -> None:
         # The user typed NaN on purpose: keep it where the format has a NaN encoding.
         codes = quantize(x, f, tie=args.tie, saturate=args.saturate, nan_policy="propagate")
         recon = dequantize(codes, f)
-        gamma = _element_margins(x, f, args.tie)
+        gamma = voronoi_margin(x, f, tie=args.tie, nan_policy="propagate")  # γ = NaN for NaN inputs
         doc["saturate"] = f.default_saturate if args.saturate is None else args.saturate
         blocks = [None] * x.size
         nbits = f.nbits
@@ -421,12 +405,22 @@ def _ggd_record(x: np.ndarray) -> dict:
     }
 
 
+#: How ``format_operating_point`` scales each kind of format (the operating point's quantizer).
+_OP_SCALING = {"element": "mse-optimal per-tensor", "block": "block"}
+_OP_FOOTNOTE = ("* at the operating point's scaling: element formats at the MSE-optimal per-tensor scale; block formats "
+                "with their own block scales.\n  cells used, injective, colliding values, δ and min γ are the format's "
+                "literal semantics (element formats unscaled).")
+
+
 def _operating_point(x: np.ndarray, f, h_bits) -> dict:
+    """DEF-RD-OPPOINT at ``format_operating_point``'s scaling, named in ``scaling`` (not the census's unscaled values)."""
+    scaling = _OP_SCALING["element" if _is_element(f) else "block"]
     try:
         op = rd.format_operating_point(x, f, h_bits=h_bits)
     except NatprecError as exc:
-        return {"error": str(exc)}
+        return {"scaling": scaling, "error": str(exc)}
     return {
+        "scaling": scaling,
         "mse": _jnum(op.mse),
         "index_entropy_bits": _jnum(op.index_entropy_bits),
         "rate_bits": _jnum(op.fixed_rate_bits),
@@ -480,14 +474,15 @@ def _analyse(label: str, arr: np.ndarray, formats: list, delta: float | None, na
     with np.errstate(invalid="ignore", over="ignore"):  # ±Inf data: the histogram reports it below
         std = float(np.std(arr.astype(np.float64)))
     d, rule = _default_delta(std) if delta is None else (delta, "--delta")
+    counts = discretized_histogram(arr, d).counts
     ci = entropy_bootstrap_interval(arr, d, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
     rec["entropy"] = {
         "delta": _jnum(d),
         "delta_rule": rule,
         "std": _jnum(std),
         "origin": 0.0,
-        "plugin_bits": _jnum(ci.estimate),
-        "miller_madow_bits": _jnum(discretized_entropy_bits(arr, d, correction="miller-madow")),
+        "plugin_bits": _jnum(entropy_bits_from_counts(counts)),
+        "miller_madow_bits": _jnum(entropy_bits_from_counts(counts, correction="miller-madow")),
         "ci_low_bits": _jnum(ci.low),
         "ci_high_bits": _jnum(ci.high),
         "ci_confidence": ci.confidence,
@@ -539,7 +534,8 @@ def _print_tensor(rec: dict, max_collisions: int) -> None:
         for r in rec["formats"]
     ]
     print(_table(["format", "cells used", "injective", "colliding values", "δ", "min γ",
-                  "MSE", "rate", "H(codes)", "H−R_SLB"], rows, {1, 3, 4, 5, 6, 7, 8, 9}))
+                  "MSE*", "rate", "H(codes)*", "H−R_SLB*"], rows, {1, 3, 4, 5, 6, 7, 8, 9}))
+    print(_OP_FOOTNOTE)
     if max_collisions and any(r["collisions"] for r in rec["formats"]):
         print(f"\nlargest collisions (up to {max_collisions} per format, by elements)")
         rows = [

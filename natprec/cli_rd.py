@@ -6,12 +6,14 @@ uniformity (DEF-RD-PRICE-UNIFORM), NF4's mismatch penalty (DEF-RD-NF4-MISMATCH),
 absmax vs quantile scaling (DEF-RD-BLOCK-SCALING) and the seed-003 table (DEF-RD-CONTINUOUS,
 "Seed 003 errata").  Every number in a table's JSON is what the reference function returns
 for the same arguments.
+
+``--json`` output is strict JSON, as in :mod:`natprec.cli`: NaN and ±Inf are written as the
+strings ``"nan"``, ``"inf"``, ``"-inf"``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import asdict
 
@@ -69,9 +71,9 @@ def add_parser(subparsers):
                     "A study: --table NAME over unit-variance GGD(β), β from --beta (default 1.3, 1.7, 2.0).",
     )
     p.add_argument("--source", choices=("gaussian", "ggd"), default=None,
-                   help="source (default gaussian; with --table, gaussian means β = 2 only)")
+                   help="source (default: ggd when --beta is given, else gaussian); gaussian means β = 2 only")
     p.add_argument("--beta", type=_float_list, action="append", metavar="β",
-                   help="GGD shape (required for --source ggd); with --table repeatable or comma-separated")
+                   help="GGD shape (implies --source ggd); with --table repeatable or comma-separated")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--distortion", type=float, help="MSE D of the unit-variance source (--table ecsq: default D_ref)")
     g.add_argument("--rate", type=float, help="rate R in bits (D from the Shannon lower bound, then R(D) at it)")
@@ -173,12 +175,31 @@ def _plot(out, path):
     plt.close(fig)
 
 
+def _strict(obj):
+    """``obj`` with every float made strict-JSON (``natprec.cli._jnum``: NaN/±Inf as strings)."""
+    from natprec.cli import _jnum  # lazy: natprec.cli imports this module
+
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, float):  # numpy.float64 too (a float subclass)
+        return _jnum(obj)
+    return obj
+
+
+def _emit_json(doc) -> None:
+    from natprec.cli import _emit_json as emit  # json.dumps(allow_nan=False), as every natprec command
+
+    emit(_strict(doc))
+
+
 def _run_point(args) -> int:
     out = _report(args)
     if args.plot:
         _plot(out, args.plot)
     if args.json:
-        print(json.dumps(out, indent=2))
+        _emit_json(out)
     else:
         print(f"source {out['source']} (beta={out['beta']:g}), D = {out['distortion']:.6g}")
         print(f"R(D)   = {out['rate_bits']:.5f} bits   R_SLB = {out['slb_bits']:.5f}   gap = {out['gap_bits']:.2e}")
@@ -205,7 +226,11 @@ def run(args) -> int:
         raise InvalidParameterError(f"one --beta without --table; got {len(betas)} values", betas)
     args.beta = betas or None
     if args.source is None:
-        args.source = "gaussian"
+        args.source = "ggd" if betas else "gaussian"
+    elif args.source == "gaussian" and any(b != 2.0 for b in betas):
+        raise InvalidParameterError(
+            "--source gaussian is GGD(β = 2); use --source ggd (or no --source) for other --beta values", betas
+        )
     return _run_point(args)
 
 
@@ -303,9 +328,7 @@ def _price_table(betas, levels):
     rows = []
     for b in betas:
         src = rd.GGDSource(b)
-        row = {"beta": b, **rd.price_of_uniformity_bits(levels, src)}
-        row["converged"] = rd.lloyd_max(levels, src).converged  # the Lloyd–Max run inside, repeated for its flag
-        rows.append(row)
+        rows.append({"beta": b, **rd.price_of_uniformity_bits(levels, src)})  # "converged": its Lloyd–Max run
     return {"levels": levels}, rows
 
 
@@ -471,7 +494,7 @@ def _run_table(args) -> int:
         params, rows = _seed003_table(betas)
     converged = all(r.get("converged", True) for r in rows)
     if args.json:
-        print(json.dumps({"table": t, "betas": betas, **params, "rows": rows, "converged": converged}, indent=2))
+        _emit_json({"table": t, "betas": betas, **params, "rows": rows, "converged": converged})
     else:
         print(_render(t, params, rows))
     return 0 if converged else 1

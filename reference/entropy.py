@@ -20,6 +20,7 @@ from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
 __all__ = [
     "Histogram",
     "discretized_histogram",
+    "exact_floor_bins",
     "entropy_bits_from_counts",
     "discretized_entropy_bits",
     "EntropyInterval",
@@ -70,15 +71,22 @@ def _exact_floor_div(x64: np.ndarray, origin: float, delta: float) -> np.ndarray
     near = np.abs(r - np.rint(r)) <= 8 * np.spacing(np.maximum(np.abs(r), 1.0))
     idx = np.flatnonzero(near)
     if idx.size:
-        # Grid-aligned data puts many elements here: decide each distinct value once.
-        vals, inverse = np.unique(x64[idx], return_inverse=True)
-        o, d = Fraction(origin), Fraction(delta)
-        exact = np.empty(vals.size)
-        for j, v in enumerate(vals.tolist()):
-            q = (Fraction(v) - o) / d
-            exact[j] = q.numerator // q.denominator
-        k[idx] = exact[inverse]
+        k[idx] = exact_floor_bins(x64[idx], origin, delta)
     return k.astype(np.int64)
+
+
+def exact_floor_bins(x64: np.ndarray, origin: float, delta: float) -> np.ndarray:
+    """DEF-HISTOGRAM — ⌊(x − o)/Δ⌋ in exact rationals (int64), each distinct value decided once.
+
+    The slow path of the histogram: grid-aligned data can put most elements here.
+    """
+    vals, inverse = np.unique(np.asarray(x64, dtype=np.float64), return_inverse=True)
+    o, d = Fraction(origin), Fraction(delta)
+    exact = np.empty(vals.size, dtype=np.int64)
+    for j, v in enumerate(vals.tolist()):
+        q = (Fraction(v) - o) / d
+        exact[j] = q.numerator // q.denominator
+    return exact[inverse.ravel()]
 
 
 def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: str = "raise") -> Histogram:

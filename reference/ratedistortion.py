@@ -840,6 +840,8 @@ def lloyd_max(levels: int, source: GGDSource, *, tol=1e-12, max_iter=10000, requ
     """
     if int(levels) != levels or levels < 2:
         raise InvalidParameterError(f"levels must be an integer ≥ 2; got {levels!r}", value=levels)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise InvalidParameterError(f"max_iter must be an integer ≥ 1; got {max_iter!r}", value=max_iter)
     b, a = source.params()
     k = int(levels)
     sd = math.sqrt(ggd.variance(b, a))
@@ -932,7 +934,8 @@ def price_of_uniformity_bits(levels: int, source: GGDSource) -> dict:
     """DEF-RD-PRICE-UNIFORM — ρ = ½log2(D_uniform / D_LloydMax) at equal fixed rate log2(levels).
 
     D_uniform uses the MSE-optimal step for the symmetric uniform codebook.  ½log2 of an
-    MSE ratio is the rate that ratio costs at 6.02 dB per bit.
+    MSE ratio is the rate that ratio costs at 6.02 dB per bit.  ``converged`` is the
+    Lloyd–Max run's flag (DEF-RD-LLOYD).
     """
     lm = lloyd_max(levels, source)
     uni = uniform_codebook(levels)
@@ -944,6 +947,7 @@ def price_of_uniformity_bits(levels: int, source: GGDSource) -> dict:
         "mse_lloyd_max": lm.mse,
         "uniform_step": sc,
         "price_bits": 0.5 * math.log2(d_uni / lm.mse),
+        "converged": lm.converged,
     }
 
 

@@ -30,7 +30,7 @@ from natprec.conformance.bodies import BODIES
 from natprec.conformance.harness import assert_bits_equal, assert_same_outcome
 from natprec.conformance.strategies import codebooks, float_arrays, tie_rules
 from natprec.reference import TIE_RULES, get_format
-from natprec.reference.codebook import nearest_index, thresholds
+from natprec.reference.codebook import exact_gaps, nearest_index, thresholds
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DT16 = {"float16": np.dtype(np.float16), "bfloat16": BF16}
@@ -165,6 +165,40 @@ def test_conformance_bodies_on_the_host_build(host, body_name, data):
         assert_same_outcome(body.run, acc, ref, *args)
 
 
+@pytest.mark.spec("DEF-QUANTIZE", "DEF-MARGIN")
+@pytest.mark.parametrize("dtype", [np.float16, BF16, np.float32])
+@pytest.mark.parametrize("fmt", ["int4", "nf4", "float8_e4m3fn", "float16"])
+@pytest.mark.parametrize("v", [0.3, -0.0, np.nan])
+def test_zero_d_input_gives_zero_d_output(hosted, dtype, fmt, v):
+    # 0-d in, 0-d ndarray out (shape ()), as the reference: no (1,) shapes, no NumPy scalars.
+    x = np.array(v, dtype=dtype)
+    pol = "propagate" if get_format(fmt).nan_code is not None else "raise"
+    if np.isnan(v) and pol == "raise":
+        return
+    codes = hosted.quantize(x, fmt, nan_policy=pol)
+    want = ref.quantize(x, fmt, nan_policy=pol)
+    assert isinstance(codes, np.ndarray) and codes.shape == () and hosted.last_path() == "device"
+    _same(codes, want, "0-d codes")
+    deq = hosted.dequantize(codes, fmt)
+    assert isinstance(deq, np.ndarray) and deq.shape == ()
+    _same(deq, ref.dequantize(want, fmt), "0-d dequantize")
+    g = hosted.voronoi_margin(x, fmt, nan_policy=pol)
+    assert isinstance(g, np.ndarray) and g.shape == ()
+    _same(g, ref.voronoi_margin(x, fmt, nan_policy=pol), "0-d margin")
+
+
+def test_backend_override_is_use_backend_only(host):
+    # The only override is use_backend's (process-wide); no thread-local backend is consulted.
+    acc._state.backend = host
+    try:
+        assert acc._override() is None
+        with acc.use_backend(host):
+            assert acc._override() is host
+        assert acc._override() is None
+    finally:
+        del acc._state.backend
+
+
 @pytest.mark.spec("DEF-MARGIN")
 @given(cb=codebooks(width=64), xs=st.lists(st.floats(allow_nan=False), min_size=1, max_size=20), tie=tie_rules)
 def test_margin_function_on_float64_samples(host, cb, xs, tie):
@@ -180,7 +214,7 @@ def test_margin_function_on_float64_samples(host, cb, xs, tie):
     except Exception:
         return
     u = np.ascontiguousarray(thresholds(cb, tie, np.float64))
-    gaps = np.ascontiguousarray(acc._gaps(v))
+    gaps = np.ascontiguousarray(exact_gaps(cb))
     out = np.empty(x.size, np.float64)
     host.lib.hh_margin_f64(x.ctypes.data, x.size, u.ctypes.data if u.size else None, u.size, v.ctypes.data,
                            gaps.ctypes.data if gaps.size else None, v.size, out.ctypes.data)

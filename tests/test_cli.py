@@ -487,3 +487,72 @@ def test_rd_plot_draws_a_png(tmp_path, capsys):
     assert main(["rd", "--source", "ggd", "--beta", "1.7", "--distortion", "0.05", "--format", "nf4", "--plot", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert "R(D)" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+
+@pytest.mark.spec("DEF-RD-OPPOINT")
+def test_tensor_operating_point_columns_name_their_scaling(capsys, demo_json):
+    # Census columns are the format unscaled; MSE / H(codes) / H−R_SLB are at format_operating_point's scaling.
+    for t in demo_json["tensors"]:
+        for r in t["formats"]:
+            element = isinstance(get_format(r["format"]), ElementFormat)
+            op = r["operating_point"]
+            assert op["scaling"] == ("mse-optimal per-tensor" if element else "block")
+            assert (op["scale"] is None) is (not element) or "error" in op
+    rc, out, err = run(capsys, "tensor", "--name", "weight", "--format", "nf4,mxfp4")
+    assert rc == 0 and err == ""
+    header = next(line for line in out.splitlines() if line.startswith("format "))
+    assert header.split()[-4:] == ["MSE*", "rate", "H(codes)*", "H−R_SLB*"]
+    assert "* at the operating point's scaling: element formats at the MSE-optimal per-tensor scale; " \
+           "block formats with their own block scales" in out
+    assert "literal semantics (element formats unscaled)" in out
+
+
+@pytest.mark.spec("DEF-MARGIN")
+def test_quantize_margins_are_one_propagate_call(capsys, monkeypatch):
+    import natprec.cli as cli
+
+    calls = []
+
+    def spy(x, f, **kw):
+        calls.append((np.array(x, copy=True), kw))
+        return voronoi_margin(x, f, **kw)
+
+    monkeypatch.setattr(cli, "voronoi_margin", spy)
+    xs = ["nan", "inf", "-inf", "0.3", "-0.0"]
+    doc = run_json(capsys, "quantize", "--format", "float8_e4m3fn", *xs)
+    x = np.array([float(s) for s in xs])
+    assert len(calls) == 1 and calls[0][1] == {"tie": "even", "nan_policy": "propagate"}
+    np.testing.assert_array_equal(calls[0][0], x)  # NaN and ±Inf included
+    want = voronoi_margin(x, "float8_e4m3fn", nan_policy="propagate")
+    assert [v["margin"] for v in doc["values"]] == [jnum(g) for g in want]
+
+
+@pytest.mark.spec("DEF-ENTROPY-DISCRETIZED", "DEF-MILLER-MADOW")
+def test_tensor_entropies_from_one_histogram(capsys, monkeypatch, demo_tensors):
+    import natprec.cli as cli
+    from natprec.reference import discretized_histogram, entropy_bits_from_counts
+
+    def no(*a, **k):
+        raise AssertionError("discretized_entropy_bits re-bins the data: use the histogram's counts")
+
+    monkeypatch.setattr(cli, "discretized_entropy_bits", no, raising=False)
+    doc = run_json(capsys, "tensor", "--name", "weight", "--format", "int8")
+    e = doc["tensors"][0]["entropy"]
+    x = demo_tensors["weight"]
+    counts = discretized_histogram(x, e["delta"]).counts
+    assert e["plugin_bits"] == entropy_bits_from_counts(counts) == discretized_entropy_bits(x, e["delta"])
+    assert e["miller_madow_bits"] == entropy_bits_from_counts(counts, correction="miller-madow")
+
+
+@pytest.mark.spec("DEF-FORMAT-ELEMENT")
+def test_formats_bits_per_element_is_the_formats_own(capsys, monkeypatch):
+    from natprec.reference.formats import MXFormat
+
+    orig = MXFormat.conventions
+    monkeypatch.setattr(MXFormat, "conventions", lambda self: {**orig(self), "bits_per_element": 99.0})
+    by_name = {r["name"]: r for r in run_json(capsys, "formats")["formats"]}
+    assert by_name["mxfp4"]["bits_per_element"] == 99.0  # no table of scale bits in the CLI
+    assert by_name["nf4_absmax64"]["bits_per_element"] == get_format("nf4_absmax64").conventions()["bits_per_element"]

@@ -161,7 +161,8 @@ def test_price_of_uniformity_json_equals_reference(capsys, argv, betas, levels):
     assert data["levels"] == levels and data["converged"] is True
     for b, r in zip(betas, data["rows"], strict=True):
         src = rd.GGDSource(b)
-        assert r == {"beta": b, **rd.price_of_uniformity_bits(levels, src), "converged": rd.lloyd_max(levels, src).converged}
+        assert r == {"beta": b, **rd.price_of_uniformity_bits(levels, src)}
+        assert r["converged"] is rd.lloyd_max(levels, src).converged
         assert r["price_bits"] > 0
     if levels == 16:
         # THM-RD-LLOYD-OPT evidence: ρ = 0.1404 bits at β = 2.
@@ -330,6 +331,7 @@ def test_point_mode_still_takes_one_beta(capsys):
     ([], "one of --distortion, --rate or --table is required"),
     (["--source", "ggd", "--beta", "1.3", "--beta", "1.7", "--distortion", "0.1"], "one --beta without --table; got 2"),
     (["--source", "ggd", "--distortion", "0.1"], "--source ggd needs --beta"),
+    (["--source", "gaussian", "--beta", "1.3", "--distortion", "0.1"], "--source gaussian is GGD(β = 2)"),
 ])
 def test_bad_parameters_exit_2_with_one_line(capsys, argv, needle):
     rc, out, err = run(capsys, *argv)
@@ -349,3 +351,49 @@ def test_not_converged_exits_1_and_says_so(capsys):
     data = json.loads(out)
     assert rc == 1 and data["converged"] is False and data["rows"][0]["converged"] is False
     assert data["rows"][0]["iterations"] == rd.lloyd_max(256, rd.GGDSource(2.0)).iterations
+
+
+# ----------------------------------------------------------------------------- review fixes
+
+
+@pytest.mark.spec("DEF-RD-CONTINUOUS")
+def test_point_beta_without_source_is_ggd(capsys):
+    # --beta alone selects the GGD (it used to be ignored, silently giving the Gaussian).
+    data = run_json(capsys, "--beta", "1.3", "--distortion", "0.1")
+    ref = rd.rate_distortion_ggd(1.3, 0.1)
+    assert (data["source"], data["beta"], data["rate_bits"]) == ("ggd", 1.3, ref.rate_bits)
+    rc, out, err = run(capsys, "--beta", "1.3", "--distortion", "0.1")
+    assert rc == 0 and err == "" and out.startswith("source ggd (beta=1.3)")
+    data = run_json(capsys, "--source", "gaussian", "--beta", "2", "--distortion", "0.1")
+    assert (data["source"], data["beta"], data["rate_bits"]) == ("gaussian", 2.0, rd.gaussian_rate_bits(1.0, 0.1))
+
+
+@pytest.mark.spec("DEF-RD-PRICE-UNIFORM", "DEF-RD-LLOYD")
+def test_price_of_uniformity_runs_lloyd_max_once_and_reports_its_flag(capsys, monkeypatch):
+    p = rd.price_of_uniformity_bits(8, rd.GGDSource(1.3))
+    assert p["converged"] is rd.lloyd_max(8, rd.GGDSource(1.3)).converged is True
+    calls = []
+    orig = rd.lloyd_max
+
+    def counting(*a, **k):
+        calls.append(a)
+        return orig(*a, **k)
+
+    monkeypatch.setattr(rd, "lloyd_max", counting)
+    data = run_json(capsys, "--table", "price-of-uniformity", "--levels", "8", "--beta", "1.3,2")
+    assert len(calls) == 2 and [r["converged"] for r in data["rows"]] == [True, True]
+
+
+@pytest.mark.spec("DEF-RD-CONTINUOUS")
+def test_rd_json_is_strict(capsys, monkeypatch):
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+
+    monkeypatch.setattr(rd, "gaussian_rate_bits", lambda var, d: math.inf)
+    rc, out, err = run(capsys, "--json", "--distortion", "0.1")
+    doc = strict(out)
+    assert rc == 0 and doc["rate_bits"] == "inf" and doc["gap_bits"] == "inf"
+    monkeypatch.setattr(rd, "nf4_mismatch", lambda b: {"beta": b, "scale": math.nan, "mse": -math.inf})
+    rc, out, err = run(capsys, "--json", "--table", "nf4-mismatch", "--beta", "2")
+    doc = strict(out)
+    assert rc == 0 and doc["rows"] == [{"beta": 2.0, "scale": "nan", "mse": "-inf"}]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -288,3 +289,52 @@ def test_cli_report_errors(tmp_path):
     with pytest.raises(Exception, match="not a model directory"):
         args.run(args)
     assert issubclass(SiteMeasurementError, RuntimeError)
+
+
+class _KwBatch(Mapping):
+    """A calibration batch that is a Mapping but not a dict (e.g. a tokenizer's BatchEncoding)."""
+
+    def __init__(self, **kw):
+        self._d = kw
+
+    def __getitem__(self, k):
+        return self._d[k]
+
+    def __iter__(self):
+        return iter(self._d)
+
+    def __len__(self):
+        return len(self._d)
+
+
+class _KwModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+@pytest.mark.spec("DEF-JACOBIAN-PROXY")
+def test_jacobian_proxy_takes_mapping_batches_as_keywords():
+    # A weight site under a non-dict Mapping batch: keyword arguments, as call_model does.
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    mm = MeasuredModel(model=_KwModel().float(), batches=[_KwBatch(x=torch.randn(10, 8, generator=g))],
+                       distortion="mse", description="kw")
+    sites = find_sites(mm.model)
+    r = Runner(mm, sites)
+    res = jacobian_proxy(r, by_name(sites, "lin.weight"), site_format("int3"))
+    assert res["samples"] == 10 and res["e_task"] == pytest.approx(res["actual"], rel=1e-5)  # linear in W
+
+
+@pytest.mark.spec("DEF-SITE-QUANTIZE")
+def test_block_site_format_bits_are_the_formats_own(monkeypatch):
+    from natprec.reference.formats import MXFormat
+
+    for name, ref_name in (("nf4", "nf4_absmax64"), ("fp4", "fp4_bnb_absmax64"), ("mxfp4", "mxfp4"), ("nvfp4", "nvfp4")):
+        assert site_format(name).bits_per_element == get_format(ref_name).conventions()["bits_per_element"]
+    orig = MXFormat.conventions
+    monkeypatch.setattr(MXFormat, "conventions", lambda self: {**orig(self), "bits_per_element": 99.0})
+    assert site_format("mxfp4").bits_per_element == 99.0  # no table of scale bits in natprec.model

@@ -24,7 +24,6 @@ import numpy as np
 
 from natprec.reference import Codebook, ElementFormat, dequantize, get_format, quantize
 from natprec.reference.errors import InvalidParameterError, UnknownFormatError
-from natprec.reference.formats import AbsmaxBlockFormat, MXFormat, NVFP4Format
 
 __all__ = [
     "SiteFormat",
@@ -42,8 +41,6 @@ INT_BITS = tuple(range(2, 9))
 #: Short names of the report's candidate formats → reference format names.
 FORMAT_ALIASES = {"nf4": "nf4_absmax64", "fp4": "fp4_bnb_absmax64", "fp8": "float8_e4m3fn"}
 DEFAULT_FORMATS = tuple(f"int{b}" for b in INT_BITS) + ("nf4", "fp4", "fp8", "mxfp4", "nvfp4")
-#: Scale bits amortised per block, as ``natprec formats`` counts them.
-_SCALE_BITS = {AbsmaxBlockFormat: 32, MXFormat: 8, NVFP4Format: 8}
 _F32 = np.float32
 
 
@@ -133,8 +130,8 @@ def site_format(name) -> SiteFormat:
         if ref.max_finite <= 0:
             raise UnknownFormatError(f"format {key!r} has no positive value to scale to", value=name)
         return SiteFormat(key, float(ref.nbits), ref, None, None)
-    bits = ref.element.nbits + _SCALE_BITS[type(ref)] / ref.block_size
-    return SiteFormat(key, bits, None, ref, None)
+    # Element bits plus the amortised scale bits, as the format states them (and ``natprec formats`` prints).
+    return SiteFormat(key, float(ref.conventions()["bits_per_element"]), None, ref, None)
 
 
 def parse_formats(spec) -> list[SiteFormat]:

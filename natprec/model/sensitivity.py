@@ -7,6 +7,7 @@ Every run quantizes one site and keeps the rest of the network in float32.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -212,8 +213,8 @@ def jacobian_proxy(runner: Runner, site: Site, fmt: SiteFormat, b: int = 0) -> d
         pname = f"{site.module}.{site.param}" if site.module else site.param
 
         def g(w):
-            if isinstance(batch, dict):
-                out = functional_call(runner.model, {pname: w}, args=(), kwargs=batch)
+            if isinstance(batch, Mapping):  # as call_model: a Mapping is keyword arguments
+                out = functional_call(runner.model, {pname: w}, args=(), kwargs=dict(batch))
             else:
                 out = functional_call(runner.model, {pname: w}, tuple(batch) if isinstance(batch, (tuple, list)) else (batch,))
             return runner.output_fn(out, batch)
