@@ -1,0 +1,61 @@
+"""Exhaustive 16-bit checks shared by the accelerated tier's host build and its GPU run.
+
+One body, two backends: tests/test_accelerated_host.py runs it with the g++ build of the
+kernels' scalar header, conformance/test_accelerated_gpu.py with the real kernels.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import natprec.reference as ref
+from natprec.reference import TIE_RULES, get_format
+from natprec.reference.codebook import nearest_index
+
+from .harness import assert_bits_equal
+
+__all__ = ["DT16", "all16", "check_element_format_all16"]
+
+DT16 = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
+
+
+def all16(dtype) -> np.ndarray:
+    """Every bit pattern of a 16-bit dtype, in bit order."""
+    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
+
+
+def check_element_format_all16(impl, fmt: str, dtype: str) -> int:
+    """Codes, dequantized values and the fused kernel's cell histogram of ``impl`` equal the
+    reference on every 16-bit pattern, every tie rule, saturating and not.  Returns the
+    number of elements compared (callers assert it is positive)."""
+    f = get_format(fmt)
+    x = all16(DT16[dtype])
+    nan = np.isnan(x.astype(np.float32))
+    checked = 0
+    for tie in TIE_RULES:
+        for sat in (True, False):
+            if not sat and f._extended is None:
+                continue
+            pol = "propagate" if f.nan_code is not None else "raise"
+            xs = x if pol == "propagate" else x[~nan]
+            try:
+                want = ref.quantize(xs, f, tie=tie, saturate=sat, nan_policy=pol)
+            except Exception as exc:  # e.g. tie='even' on a codebook whose neighbours share parity
+                with pytest.raises(type(exc)):
+                    impl.quantize(xs, f, tie=tie, saturate=sat, nan_policy=pol)
+                continue
+            got = impl.quantize(xs, f, tie=tie, saturate=sat, nan_policy=pol)
+            assert impl.last_path() == "device"
+            what = f"{fmt}/{dtype}/{tie}/sat={sat}"
+            assert_bits_equal(got, want, f"{what} codes")
+            assert_bits_equal(impl.dequantize(got, f), ref.dequantize(want, f), f"{what} dequantize")
+            # The fused kernel's cell histogram: counts of the reference's indices, NaNs last.
+            cb = f.codebook if sat else f._extended
+            xn = xs[~np.isnan(xs.astype(np.float32))]
+            want_h = np.bincount(nearest_index(xn, cb, tie).astype(np.int64), minlength=len(cb))
+            assert_bits_equal(impl.code_histogram(xs, f, tie=tie, saturate=sat, nan_policy=pol),
+                              np.append(want_h, xs.size - xn.size).astype(np.int64), f"{what} histogram")
+            checked += xs.size
+    return checked
