@@ -205,7 +205,7 @@ class _CudaBackend:
             a = np.zeros(1, a.dtype)
         return self.ga.to_gpu(a)
 
-    def device_plan(self, plan: "ElementPlan") -> dict:
+    def device_plan(self, plan: ElementPlan) -> dict:
         """Upload an element plan's tables (thresholds, encodings, codebook values, gaps)."""
         d = {"u": self._up(plan.u), "enc": self._up(plan.enc), "v": self._up(plan.v), "gaps": self._up(plan.gaps)}
         d["mu"] = d["u"] if plan.mu is plan.u else self._up(plan.mu)
@@ -307,7 +307,7 @@ def _codebook_arrays(cb: Codebook) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(cb.values, dtype=np.float64), exact_gaps(cb)
 
 
-def element_plan(f: "_fmts.ElementFormat", tie: str, dtype, saturate: bool = True) -> ElementPlan:
+def element_plan(f: _fmts.ElementFormat, tie: str, dtype, saturate: bool = True) -> ElementPlan:
     """Kernel parameters for element format ``f``; raises the reference's tie/codebook errors."""
     dt = _dom.layout_of(dtype).dtype
     cd = f.code_dtype
@@ -506,7 +506,7 @@ def support_size(x, *, by: str = "value", nan_policy: str = "raise") -> int:
     return int(np.count_nonzero(s[1]))
 
 
-def realized_support(x, *, by: str = "value", nan_policy: str = "raise") -> "_sup.Support":
+def realized_support(x, *, by: str = "value", nan_policy: str = "raise") -> _sup.Support:
     """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — as the reference (16-bit input on the device)."""
     s = _support16(x, by, nan_policy)
     if s is None:
@@ -521,7 +521,7 @@ def realized_support(x, *, by: str = "value", nan_policy: str = "raise") -> "_su
     return _sup.Support(values=vals, counts=cnt, by=by)
 
 
-def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: str = "raise") -> "_ent.Histogram":
+def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: str = "raise") -> _ent.Histogram:
     """DEF-HISTOGRAM — as the reference; bins on the device, near-integer quotients exactly on the host."""
     d = _ent._positive_finite("delta", delta)
     o = float(origin)
@@ -618,8 +618,8 @@ class HostBackend:
 
         self.C = C
         self.lib = C.CDLL(str(lib_path))
-        P, q, I, i, d = C.c_void_p, C.c_int64, C.c_uint32, C.c_int, C.c_double
-        self.lib.hh_quantize.argtypes = [i, P, q, P, q, P, I, I, I, I, I, P, P, P, q, P, P, q, P, P]
+        P, q, u32, i, d = C.c_void_p, C.c_int64, C.c_uint32, C.c_int, C.c_double
+        self.lib.hh_quantize.argtypes = [i, P, q, P, q, P, u32, u32, u32, u32, u32, P, P, P, q, P, P, q, P, P]
         self.lib.hh_quantize.restype = None
         self.lib.hh_to_f32.argtypes = [i, P, q, P]
         self.lib.hh_margin_f64.argtypes = [P, q, P, q, P, P, q, P]

@@ -6,8 +6,8 @@ suite in ``test_tiers.py`` runs every body on every tier against the reference.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from hypothesis import strategies as st

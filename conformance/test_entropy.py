@@ -11,7 +11,7 @@ import scipy.stats
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from natprec.conformance.strategies import float_arrays, finite_floats
+from natprec.conformance.strategies import finite_floats, float_arrays
 from natprec.reference import (
     EmptyInputError,
     InvalidParameterError,

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from natprec.conformance.oracles import delta_brute
 from natprec.conformance.strategies import codebooks, finite_floats
 from natprec.reference import (
+    EmptyInputError,
     InvalidParameterError,
     ProblemTooLargeError,
     collision_probability,
@@ -83,7 +84,7 @@ def test_collision_probability_exact_for_huge_counts(counts, data):
     cells = data.draw(st.lists(st.integers(0, 3), min_size=len(counts), max_size=len(counts)))
     n = sum(counts)
     if n == 0:
-        with pytest.raises(Exception):
+        with pytest.raises(EmptyInputError):
             collision_probability(np.array(counts, dtype=np.int64), np.array(cells))
         return
     got = collision_probability(np.array(counts, dtype=np.int64), np.array(cells))

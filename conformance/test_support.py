@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from natprec.conformance.strategies import float_arrays, finite_floats
+from natprec.conformance.strategies import finite_floats, float_arrays
 from natprec.reference import (
     EmptyInputError,
     InvalidParameterError,

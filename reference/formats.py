@@ -399,7 +399,8 @@ class AbsmaxBlockFormat(_BlockFormat):
 
     def __init__(self, name: str, element: ElementFormat, block_size: int):
         if np.max(np.abs(element.codebook.values)) != 1.0:
-            raise CodebookError(f"absmax scaling needs a codebook with max |c| = 1; {element.name} has {np.max(np.abs(element.codebook.values))}", value=element.name)
+            peak = np.max(np.abs(element.codebook.values))
+            raise CodebookError(f"absmax scaling needs a codebook with max |c| = 1; {element.name} has {peak}", value=element.name)
         self.name = name
         self.element = element
         self.block_size = _check_block_size(block_size)
@@ -459,7 +460,7 @@ class MXFormat(_BlockFormat):
                 "bits_per_element": self.element.nbits + 8 / self.block_size,
                 "scale_rule": self.scale_rule, "emax_elem": self.emax_elem, "saturate": True}
 
-    def with_scale_rule(self, rule: str) -> "MXFormat":
+    def with_scale_rule(self, rule: str) -> MXFormat:
         return MXFormat(self.name, self.element, self.emax_elem, self.block_size, rule)
 
     def _scale(self, x):

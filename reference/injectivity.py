@@ -8,9 +8,9 @@ and share a cell.  δ is computed from integer counts as an exact Fraction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable
 
 import numpy as np
 

@@ -66,7 +66,7 @@ def voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> n
     one-codeword codebook gives +Inf.  NaN: ``nan_policy`` ``"raise"`` or ``"propagate"`` (γ = NaN).
     """
     check_nan_policy(nan_policy, ("raise", "propagate"))
-    from .formats import _resolve, ElementFormat
+    from .formats import ElementFormat, _resolve
 
     f = _resolve(fmt)
     if isinstance(f, ElementFormat):

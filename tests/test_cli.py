@@ -1,4 +1,4 @@
-"""Tests of the ``natprec`` command line (natprec/cli.py) against direct reference calls.
+"""Tests of the ``natprec`` command line (src/natprec/cli.py) against direct reference calls.
 
 Every command runs through ``main([...])`` in table and JSON mode; JSON numbers are
 compared exactly with what natprec.reference returns for the same input.  Error

@@ -1,4 +1,4 @@
-"""Tests of ``natprec rd --table …`` (natprec/cli_rd.py) against direct calls of natprec.reference.ratedistortion.
+"""Tests of ``natprec rd --table …`` (src/natprec/cli_rd.py) against direct calls of natprec.reference.ratedistortion.
 
 Each table runs through ``main([...])`` in table and JSON mode; JSON numbers must equal
 what the reference functions return for the same arguments (exactly: the CLI only

@@ -16,12 +16,12 @@ import numpy as np
 from natprec.reference import (
     collision_probability,
     discretized_entropy_bits,
+    ggd,
     natural_precision,
     nearest_index,
     realized_support,
     voronoi_margin,
 )
-from natprec.reference import ggd
 
 from .quantize import SiteFormat
 

@@ -1,6 +1,6 @@
 """Build ``demo.safetensors``, the tensor file ``natprec tensor`` analyses when given no FILE.
 
-Run ``python natprec/data/make_demo.py``; the output is deterministic (fixed seed).
+Run ``python src/natprec/data/make_demo.py``; the output is deterministic (fixed seed).
 Three small tensors, each showing a different regime:
 
 * ``weight`` — float16, 256×64, generalized Gaussian (β = 1.3, std ≈ 0.02, like a
@@ -45,7 +45,7 @@ def make_tensors(seed: int = SEED) -> dict[str, np.ndarray]:
 
 def main() -> None:
     path = Path(__file__).with_name("demo.safetensors")
-    save_file(make_tensors(), str(path), metadata={"made_by": "natprec/data/make_demo.py", "seed": str(SEED)})
+    save_file(make_tensors(), str(path), metadata={"made_by": "src/natprec/data/make_demo.py", "seed": str(SEED)})
     print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 

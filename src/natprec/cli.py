@@ -23,8 +23,6 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from . import __version__, cli_rd
-from .reference import ggd
-from .reference import ratedistortion as rd
 from .model import cli_report
 from .reference import (
     BOLTZMANN_J_PER_K,
@@ -42,6 +40,7 @@ from .reference import (
     entropy_bits_from_counts,
     entropy_bootstrap_interval,
     get_format,
+    ggd,
     injectivity_report,
     landauer_energy_joules,
     min_voronoi_margin,
@@ -50,6 +49,7 @@ from .reference import (
     realized_support,
     voronoi_margin,
 )
+from .reference import ratedistortion as rd
 
 __all__ = [
     "main",
