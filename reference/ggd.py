@@ -4,8 +4,11 @@ Density f(x; α, β) = β / (2 α Γ(1/β)) · exp(-(|x|/α)^β), α > 0 (scale)
 β = 2 is the Gaussian N(0, α²/2), β = 1 the Laplacian.  ``alpha=None`` everywhere
 means the unit-variance scale α = sqrt(Γ(1/β)/Γ(3/β)) (DEF-RD-GGD-UNIT).
 
-Closed forms use log-gamma so they stay finite for β from 0.05 to 50; CDFs and
-partial moments use the regularized incomplete gamma function.
+Every function holds for all β > 0.  Closed forms are evaluated in the log domain and raise
+InvalidParameterError when the value itself is not representable in float64 (e.g. the kurtosis
+at β = 0.001); CDFs and partial moments use the regularized incomplete gamma function with its
+argument t = (|x|/α)^β carried as log t, so that t^(1/β) = |x|/α survives when t underflows
+(β → ∞ tends to the uniform law on [−α, α]).
 """
 
 from __future__ import annotations
@@ -62,10 +65,19 @@ def check_shape_scale(beta, alpha=None) -> tuple[float, float]:
     return b, a
 
 
+def _exp_or_raise(log_value: float, what: str, beta: float) -> float:
+    """exp(log_value), or InvalidParameterError when it leaves the normal float64 range."""
+    if not -708.0 < log_value < 709.0:
+        raise InvalidParameterError(
+            f"{what} = exp({log_value:.6g}) at beta = {beta!r} is not representable in float64", value=beta
+        )
+    return math.exp(log_value)
+
+
 def unit_variance_alpha(beta) -> float:
     """DEF-RD-GGD-UNIT — the scale α = sqrt(Γ(1/β)/Γ(3/β)) that gives variance 1."""
     b = _check_positive(beta, "beta")
-    return math.exp(0.5 * (math.lgamma(1.0 / b) - math.lgamma(3.0 / b)))
+    return _exp_or_raise(0.5 * (math.lgamma(1.0 / b) - math.lgamma(3.0 / b)), "the unit-variance scale alpha", b)
 
 
 def _finite_array(x, name: str = "x") -> np.ndarray:
@@ -90,14 +102,32 @@ def pdf(x, beta, alpha=None) -> np.ndarray:
     return np.exp(logpdf(x, beta, alpha))
 
 
+#: Below this log t the series γ(k, t) = t^k e^(−t) Σ t^j/((k)(k+1)…(k+j)) is its first term to
+#: double precision (e^(−t) = 1 and t/(k+1) < 1e-260), so P(k, t) = exp(k·log t − lnΓ(k+1)).
+_LOG_T_SERIES = -600.0
+
+
+def _regularized_gamma(k: float, b: float, a: float, x: np.ndarray, upper: bool) -> np.ndarray:
+    """P(k, t) (or Q = 1 − P when ``upper``) at t = (|x|/α)^β, exact where t underflows."""
+    ax = np.abs(x)
+    with np.errstate(divide="ignore", over="ignore"):
+        log_t = b * (np.log(ax) - math.log(a))  # −inf at x = 0
+        t = np.exp(log_t)  # inf beyond the float range: P = 1, Q = 0, as the functions give
+        out = special.gammaincc(k, t) if upper else special.gammainc(k, t)
+        tiny = log_t < _LOG_T_SERIES
+        if np.any(tiny):
+            p_small = np.exp(k * np.where(tiny, log_t, 0.0) - math.lgamma(k + 1.0))
+            out = np.where(tiny, 1.0 - p_small if upper else p_small, out)
+    return out
+
+
 def cdf(x, beta, alpha=None) -> np.ndarray:
     """DEF-RD-GGD — F(x) = ½ + sign(x)·½·P(1/β, (|x|/α)^β) (P = regularized lower incomplete gamma)."""
     b, a = check_shape_scale(beta, alpha)
     arr = np.asarray(x, dtype=np.float64)
     if np.isnan(arr).any():
         raise NonFiniteInputError("x contains NaN", value=float("nan"))
-    with np.errstate(over="ignore"):
-        half_tail = 0.5 * special.gammaincc(1.0 / b, (np.abs(arr) / a) ** b)
+    half_tail = 0.5 * _regularized_gamma(1.0 / b, b, a, arr, upper=True)
     # Evaluate the small side directly (no 1 - F cancellation in the tails).
     return np.where(arr < 0, half_tail, 1.0 - half_tail)
 
@@ -115,11 +145,10 @@ def partial_moment(m: int, lo, hi, beta, alpha=None) -> np.ndarray:
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     k = (m + 1.0) / b
-    coef = a**m * math.exp(math.lgamma(k) - math.lgamma(1.0 / b)) / 2.0
+    coef = _exp_or_raise(m * math.log(a) + math.lgamma(k) - math.lgamma(1.0 / b), f"E|X|^{m}", b) / 2.0
 
     def from0(t):  # ∫_0^t x^m f dx (odd in t for m = 1, even-signed for m = 0, 2)
-        with np.errstate(over="ignore"):
-            g = coef * special.gammainc(k, (np.abs(t) / a) ** b)
+        g = coef * _regularized_gamma(k, b, a, t, upper=False)
         return g * np.sign(t) if m != 1 else g
 
     # ∫_lo^hi = G(hi) - G(lo) with G(t) = ∫_0^t, sign handled per order.
@@ -127,14 +156,19 @@ def partial_moment(m: int, lo, hi, beta, alpha=None) -> np.ndarray:
 
 
 def sample(n: int, beta, alpha=None, rng=None) -> np.ndarray:
-    """DEF-RD-GGD — n i.i.d. draws: α · sign · G^{1/β}, G ~ Gamma(1/β, 1)."""
+    """DEF-RD-GGD — n i.i.d. draws: α · sign · G1^{1/β} · U, G1 ~ Gamma(1 + 1/β, 1), U ~ U(0, 1).
+
+    |X|/α = G^{1/β} with G ~ Gamma(1/β); G = G1 · U^β in law (the gamma shape boost), so the
+    draw never forms G itself, which underflows to 0 for large β (about half the draws at β = 1000).
+    """
     b, a = check_shape_scale(beta, alpha)
-    if int(n) != n or n < 0:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise InvalidParameterError(f"n must be a non-negative integer; got {n!r}", value=n)
     gen = np.random.default_rng(rng)
-    g = gen.gamma(1.0 / b, 1.0, size=int(n))
+    g1 = gen.gamma(1.0 + 1.0 / b, 1.0, size=int(n))
+    u = gen.random(int(n))
     sign = np.where(gen.random(int(n)) < 0.5, -1.0, 1.0)
-    return a * sign * g ** (1.0 / b)
+    return a * sign * g1 ** (1.0 / b) * u
 
 
 def absolute_moment(r, beta, alpha=None) -> float:
@@ -143,7 +177,7 @@ def absolute_moment(r, beta, alpha=None) -> float:
     r = float(r)
     if not r > -1.0:
         raise InvalidParameterError(f"absolute moment order must be > -1; got {r!r}", value=r)
-    return a**r * math.exp(math.lgamma((r + 1.0) / b) - math.lgamma(1.0 / b))
+    return _exp_or_raise(r * math.log(a) + math.lgamma((r + 1.0) / b) - math.lgamma(1.0 / b), f"E|X|^{r:g}", b)
 
 
 def variance(beta, alpha=None) -> float:
@@ -154,7 +188,7 @@ def variance(beta, alpha=None) -> float:
 def kurtosis(beta) -> float:
     """DEF-RD-GGD-KURT — E X⁴ / (E X²)² = Γ(5/β) Γ(1/β) / Γ(3/β)² (not excess; Gaussian = 3)."""
     b = _check_positive(beta, "beta")
-    return math.exp(math.lgamma(5.0 / b) + math.lgamma(1.0 / b) - 2.0 * math.lgamma(3.0 / b))
+    return _exp_or_raise(math.lgamma(5.0 / b) + math.lgamma(1.0 / b) - 2.0 * math.lgamma(3.0 / b), "the kurtosis", b)
 
 
 def differential_entropy_nats(beta, alpha=None) -> float:

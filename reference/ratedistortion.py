@@ -583,6 +583,18 @@ def _check_resolves(src: DiscreteSource, d: float) -> None:
         )
 
 
+def _check_captures_variance(src: DiscreteSource, var: float, d: float) -> None:
+    # Very heavy tails (small β) put most of the variance in the SOURCE_TAIL_MASS beyond the grid:
+    # then the grid is not this source at distortion D, and its R(D) would be silently wrong.
+    var_grid = float(np.dot(src.p, src.x * src.x))
+    if not abs(var_grid - var) <= 0.01 * d:
+        raise InvalidParameterError(
+            f"the grid holds variance {var_grid:.6g} of the source's {var:.6g}: the tails beyond "
+            f"|x| = {float(src.x[-1]):.6g} carry more than D/100 = {d / 100:.3g} (beta too small for this solver)",
+            value=var_grid,
+        )
+
+
 def rate_distortion_ggd(
     beta,
     D,
@@ -608,6 +620,7 @@ def rate_distortion_ggd(
     n_x, n_y = int(grid[0]), int(grid[1])
     src = discretise_ggd(b, n_x, n_y, a)
     _check_resolves(src, d)
+    _check_captures_variance(src, var, d)
     history = []
     prev = None
     change = math.inf
