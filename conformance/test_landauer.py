@@ -78,3 +78,14 @@ def test_free_boundary_does_not_mean_lossless():
 def test_bad_landauer_input(call, exc):
     with pytest.raises(exc):
         call()
+
+
+@pytest.mark.spec("DEF-LANDAUER-ENERGY", "DEF-BOUNDARY-COST")
+def test_results_past_the_float64_range_are_refused_and_tiny_ones_round_once():
+    with pytest.raises(InvalidParameterError) as e:
+        landauer_energy_joules(1e300, 0.0, 1e40)
+    assert e.value.value == (1e300, 1e40)
+    with pytest.raises(InvalidParameterError):
+        boundary_cost_joules(1e300, 0.0, 1e40)
+    assert landauer_energy_joules(1.0, 0.0, 1e-310) == 0.0  # 4e-334 J rounds to +0 (correctly rounded)
+    assert landauer_energy_joules(1.0, 0.0, 1e-300) == 1e-323  # subnormal, rounded once

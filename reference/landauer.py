@@ -53,7 +53,13 @@ def _entropy(name: str, h) -> Fraction:
 def _kt_ln2_times(bits: Fraction, t: Fraction) -> float:
     with mpmath.workprec(113):
         exact = _KB_EXACT * t * bits
-        return float(mpmath.mpf(exact.numerator) / exact.denominator * mpmath.log(2))
+        joules = float(mpmath.mpf(exact.numerator) / exact.denominator * mpmath.log(2))
+    if not np.isfinite(joules):  # a finite bound past float64's range: refuse rather than return ±inf
+        raise InvalidParameterError(
+            f"k_B·T·ln2·ΔH with T = {float(t)!r} K and ΔH = {float(bits)!r} bits exceeds the float64 range",
+            value=(float(bits), float(t)),
+        )
+    return joules
 
 
 def landauer_energy_joules(h_in_bits, h_out_bits=0.0, temperature_kelvin=300.0) -> float:
