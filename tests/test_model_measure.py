@@ -277,6 +277,65 @@ def test_a_failing_site_keeps_the_others():
     assert all(e is None for n, e in errs.items() if n != "1.weight")
 
 
+class _NaNGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return torch.full_like(g, float("nan"))
+
+
+class NaNGradient(torch.nn.Module):
+    """Identity forward, NaN gradient backward: sites upstream fail after their forward curve."""
+
+    def forward(self, x):
+        return _NaNGrad.apply(x)
+
+
+def _nan_grad_model():
+    mm = tiny()
+    m = mm.model
+    mm.model = torch.nn.Sequential(m[0], m[1], NaNGradient(), m[2], m[3], m[4])
+    return mm
+
+
+@pytest.mark.spec("DEF-FORWARD-SENSITIVITY", "DEF-BACKWARD-SENSITIVITY")
+def test_a_site_failing_after_its_forward_curve_is_reported_and_every_file_written(tmp_path, capsys):
+    mm = _nan_grad_model()
+    doc = measure(mm, kinds=("weight",), formats="int4,int8", jacobian=False)
+    errs = {s["site"]: s["error"] for s in doc["sites"]}
+    assert "NaN" in errs["0.weight"] and "forward" in doc["sites"][0] and "backward" not in doc["sites"][0]
+    assert errs["3.weight"] is None and errs["5.weight"] is None
+    paths = write_report(doc, tmp_path / "r")
+    assert paths["json"].exists() and paths["html"].exists() and len(paths["png"]) == 3
+    html_text = paths["html"].read_text()
+    assert "ERROR NaNInputError" in html_text and "1 of 3 site(s) failed" in html_text
+    # Every site fails: no plots, the files are still written.
+    doc = measure(mm, sites="0.weight", formats="int4,int8", jacobian=False)
+    paths = write_report(doc, tmp_path / "all-failed")
+    assert paths["png"] == [] and "No plots" in paths["html"].read_text()
+
+
+@pytest.mark.spec("DEF-SITE")
+def test_cli_report_prints_json_and_exits_nonzero_when_a_site_fails(tmp_path, capsys, monkeypatch):
+    import json
+
+    import natprec.model.models as models
+
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: _nan_grad_model())
+    p = argparse.ArgumentParser()
+    add_parser(p.add_subparsers())
+    args = p.parse_args(["report", "--json", "--no-jacobian", "--kinds", "weight", "--formats", "int4,int8",
+                         "--out", str(tmp_path / "o")])
+    with pytest.raises(SiteMeasurementError, match="1 site"):
+        args.run(args)
+    doc = json.loads(capsys.readouterr().out)
+    assert [s["site"] for s in doc["sites"]] == ["0.weight", "3.weight", "5.weight"]
+    assert (tmp_path / "o" / "report.html").exists()
+
+
 @pytest.mark.spec("DEF-SITE")
 def test_cli_report_errors(tmp_path):
     p = argparse.ArgumentParser()

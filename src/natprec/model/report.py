@@ -40,29 +40,34 @@ def _g(v, spec=".3g"):
     return "-" if v is None else format(v, spec)
 
 
+def _bits_cell(b) -> str:
+    return ">8" if b is None else str(b)
+
+
 def table_rows(doc: dict) -> list[list[str]]:
-    """One row per site for the terminal table and the HTML page."""
+    """One row per site for the terminal table and the HTML page; a failed site shows what it measured."""
     rows = []
     for s in doc["sites"]:
-        if s.get("error") and "forward" not in s:
-            rows.append([s["site"], s["kind"], "×".join(map(str, s.get("shape", []))) or "-"] + ["-"] * 9 + [f"ERROR {s['error']}"])
-            continue
-        info = s["info"]
-        fwd_b = s["forward"]["b_star"]
-        jac = s.get("jacobian")
-        rows.append([
-            s["site"], s["kind"], "×".join(map(str, s["shape"])),
+        info, fwd, bwd, jac = s.get("info"), s.get("forward"), s.get("backward"), s.get("jacobian")
+        row = [s["site"], s["kind"], "×".join(map(str, s.get("shape", []))) or "-"]
+        row += ["-"] * 4 if info is None else [
             str(info["support"]) + ("*" if info["sampled"] else ""),
             str(info["natural_precision_bits"]),
             _g(info["entropy_bits"], ".2f"),
             _g(info["ggd_beta"], ".2f"),
-            "none" if s["best_format"] is None else f"{s['best_format']} ({s['best_bits']:g})",
-            ">8" if fwd_b is None else str(fwd_b),
-            _g(s["backward"]["b_star"], "d") if s["backward"]["b_star"] is not None else ">8",
-            ">8" if s["dual_b_star"] is None else str(s["dual_b_star"]),
-            _g(s["amplification"]),
-            "-" if jac is None else f"{jac['e_task']:.3g}/{jac['actual']:.3g}",
-        ] + ([f"ERROR {s['error']}"] if s.get("error") else []))
+        ]
+        if "best_format" in s:
+            row.append("none" if s["best_format"] is None else f"{s['best_format']} ({s['best_bits']:g})")
+        else:
+            row.append("-")
+        row.append("-" if fwd is None else _bits_cell(fwd["b_star"]))
+        row.append("-" if bwd is None else _bits_cell(bwd["b_star"]))
+        row.append(_bits_cell(s["dual_b_star"]) if "dual_b_star" in s else "-")
+        row.append(_g(s.get("amplification")))
+        row.append("-" if jac is None else f"{jac['e_task']:.3g}/{jac['actual']:.3g}")
+        if s.get("error"):
+            row.append(f"ERROR {s['error']}")
+        rows.append(row)
     return rows
 
 
@@ -80,8 +85,10 @@ def format_table(doc: dict) -> str:
 
 
 def _plots(doc: dict, out: Path) -> list[Path]:
+    ok = [s for s in doc["sites"] if not s.get("error")]
+    if not ok:
+        return []  # nothing measured completely: the table and the errors are the report
     plt = require_matplotlib()
-    ok = [s for s in doc["sites"] if "forward" in s]
     paths = []
     # 1. b*_v(ε) per site, coloured by the best format within ε.
     names = sorted({s["best_format"] or "none" for s in ok})
@@ -152,7 +159,11 @@ def _html(doc: dict, pngs: list[Path]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in table_rows(doc))
     imgs = "".join(f'<h2>{esc(p.stem.replace("_", " "))}</h2><img alt="{esc(p.stem)}" '
                    f'src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">' for p in pngs)
-    notes = "".join(f"<li>{esc(n)}</li>" for n in doc["notes"])
+    failed = [s for s in doc["sites"] if s.get("error")]
+    extra = [f"{len(failed)} of {len(doc['sites'])} site(s) failed; each shows what it measured before its error."] if failed else []
+    if not pngs and len(failed) == len(doc["sites"]):
+        extra.append("No plots: no site was measured completely.")
+    notes = "".join(f"<li>{esc(n)}</li>" for n in list(doc["notes"]) + extra)
     t = doc["timing"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>natprec report — {esc(doc['model'])}</title>
