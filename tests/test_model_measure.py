@@ -397,3 +397,20 @@ def test_block_site_format_bits_are_the_formats_own(monkeypatch):
     orig = MXFormat.conventions
     monkeypatch.setattr(MXFormat, "conventions", lambda self: {**orig(self), "bits_per_element": 99.0})
     assert site_format("mxfp4").bits_per_element == 99.0  # no table of scale bits in natprec.model
+
+
+@pytest.mark.spec("DEF-COLLISION-CENSUS", "DEF-COLLISION-PROBABILITY")
+def test_report_census_is_the_reference_census():
+    from natprec.model.info import format_measures
+    from natprec.model.quantize import site_format
+    from natprec.reference import injectivity_report
+
+    w = np.array([[-1e-6, 1e-6, 1.0, 0.5]], np.float32)  # −0 and +0 are distinct encodings: no collision
+    for name in ("float8_e4m3fn", "float4_e2m1fn", "mxfp4", "nvfp4"):
+        assert format_measures(w, site_format(name), per_channel=True, max_elements=1 << 20)["collision_probability"] == 0.0
+    assert injectivity_report(w, "float8_e4m3fn").delta == 0
+    x = np.random.default_rng(3).standard_normal((8, 256)).astype(np.float32)
+    x[0, :7] = [-1e-30, 1e-30, 0.0, -0.0, 2e-30, -3e-30, 1e-30]
+    for name in ("nf4_absmax64", "mxfp4", "nvfp4", "mxfp8_e4m3"):
+        got = format_measures(x, site_format(name), per_channel=True, max_elements=1 << 20)["collision_probability"]
+        assert got == float(injectivity_report(x, name).delta), name

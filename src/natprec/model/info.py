@@ -18,7 +18,7 @@ from natprec.reference import (
     discretized_entropy_bits,
     ggd,
     natural_precision,
-    nearest_index,
+    quantize,
     realized_support,
     voronoi_margin,
 )
@@ -64,18 +64,22 @@ def tensor_measures(x: np.ndarray, *, is_weight: bool, max_elements: int) -> dic
 def format_measures(x: np.ndarray, fmt: SiteFormat, *, per_channel: bool, max_elements: int) -> dict:
     """DEF-SITE — δ and γ statistics of ``fmt`` on ``x`` (2-D view, full-tensor scales, sampled elements).
 
-    Cells are (scale group, code): two values collide when they share a group and a code.
+    Cells are (scale group, encoding) as in the reference's census (DEF-COLLISION-CENSUS): two values
+    collide when they share a group and an encoding — so −0 and +0, distinct encodings of formats
+    with a signed zero, never collide.
     """
-    y, group = fmt.element_view(x, per_channel)
-    xs = np.asarray(x, dtype=np.float32).reshape(y.shape).ravel()
+    x32 = np.asarray(x, dtype=np.float32)
+    x32 = np.where(x32 == 0, np.float32(0), x32)  # the census is by value: −0.0 is +0.0 before quantizing, as in the reference
+    y, group = fmt.element_view(x32, per_channel)
+    xs = x32.reshape(y.shape).ravel()
     y, group = y.ravel(), group.ravel()
     idx = _sample_index(y.size, max_elements)
     if idx is not None:
         xs, y, group = xs[idx], y[idx], group[idx]
-    cb = fmt.codebook_format.codebook
-    code = nearest_index(y, cb).astype(np.int64)
-    cell = group * len(cb) + code
-    xs = np.where(xs == 0, np.float32(0), xs)  # by value: −0 is +0
+    el = fmt.codebook_format
+    cb = el.codebook
+    code = quantize(y, el, saturate=True).astype(np.int64)
+    cell = group * (1 << el.nbits) + code
     pairs, counts = np.unique(np.stack([cell.astype(np.float64), xs.astype(np.float64)]), axis=1, return_counts=True)
     delta = collision_probability(counts.astype(np.int64), pairs[0].astype(np.int64))
     gamma = voronoi_margin(y, cb)
