@@ -8,6 +8,7 @@ float64, so they do not depend on summation order or on the platform's libm.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -205,6 +206,39 @@ def _norm_cdf(z: float) -> float:
     return float(mpmath.ncdf(z))
 
 
+#: Resample matrix cells per chunk: memory stays O(bins + resamples), whatever their product.
+_BOOT_CHUNK_CELLS = 1 << 20
+
+
+def _bootstrap_entropies(c: np.ndarray, n_resamples: int, seed) -> np.ndarray:
+    """Plug-in entropies of ``n_resamples`` multinomial resamples of ``c``, drawn in chunks of rows.
+
+    NumPy's multinomial draws row after row from one stream, so the chunked draws equal one
+    ``multinomial(n, c/n, size=n_resamples)`` call bit for bit.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(c.sum())
+    p = c / n
+    rows = max(1, _BOOT_CHUNK_CELLS // c.size)
+    out = np.empty(n_resamples)
+    for i in range(0, n_resamples, rows):
+        k = min(rows, n_resamples - i)
+        out[i:i + k] = _plugin_rows(rng.multinomial(n, p, size=k))
+    return out
+
+
+def _jackknife_entropies(c: np.ndarray) -> np.ndarray:
+    """H of c with c_j − 1, for each bin j (closed form, O(bins)): log2(n−1) − S_j/(n−1), S_j = Σ c log2 c."""
+    n = int(c.sum())
+    cf = c.astype(np.float64)
+    clogc = cf * np.log2(cf)
+    cm = cf - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cmlog = np.where(cm > 0, cm * np.log2(np.where(cm > 0, cm, 1.0)), 0.0)
+    s_j = clogc.sum() - clogc + cmlog
+    return math.log2(n - 1) - s_j / (n - 1)
+
+
 def entropy_bootstrap_interval(
     x,
     delta: float,
@@ -212,19 +246,22 @@ def entropy_bootstrap_interval(
     origin: float = 0.0,
     confidence: float = 0.95,
     n_resamples: int = 2000,
-    method: str = "bca",
+    method: str = "basic",
     seed: int = 0,
     nan_policy: str = "raise",
 ) -> EntropyInterval:
-    """DEF-ENTROPY-BOOTSTRAP — bootstrap interval for the plug-in H_Δ: ``"bca"`` (default) or ``"basic"``.
+    """DEF-ENTROPY-BOOTSTRAP — bootstrap interval for the plug-in H_Δ: ``"basic"`` (default) or ``"bca"``.
 
-    When every resample falls on one side of the estimate BCa is undefined; the
-    result is then the basic interval, with ``method="basic"`` and a ``note`` saying why.
+    Basic is the default because it covers: in simulation on sources of known entropy it held
+    85–100 % coverage for a nominal 95 %, where BCa fell to 15–43 % once the bins number in the
+    thousands (the plug-in's bias then dominates the bootstrap spread; spec/05).  When every
+    resample falls on one side of the estimate BCa is undefined; the result is then the basic
+    interval, with ``method="basic"`` and a ``note`` saying why.
 
-    Resamples are multinomial draws of the histogram (equivalent to resampling
-    elements), from ``numpy.random.default_rng(seed)``; quantiles use NumPy's
-    ``"linear"`` method.  BCa's acceleration comes from the exact leave-one-out
-    jackknife, grouped by bin.
+    Resamples are multinomial draws of the histogram (equivalent to resampling elements),
+    from ``numpy.random.default_rng(seed)``, drawn in chunks; quantiles use NumPy's
+    ``"linear"`` method.  BCa's acceleration comes from the exact leave-one-out jackknife,
+    grouped by bin.  Memory is O(bins + resamples).
     """
     if method not in ("bca", "basic"):
         raise InvalidParameterError(f"method must be 'bca' or 'basic' (percentile is not offered); got {method!r}", value=method)
@@ -232,12 +269,12 @@ def entropy_bootstrap_interval(
         raise InvalidParameterError(f"confidence must be in (0, 1); got {confidence!r}", value=confidence)
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 2:
         raise InvalidParameterError(f"n_resamples must be an integer >= 2; got {n_resamples!r}", value=n_resamples)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidParameterError(f"seed must be a non-negative integer; got {seed!r}", value=seed)
     h = discretized_histogram(x, delta, origin=origin, nan_policy=nan_policy)
     c = h.counts
-    n = int(c.sum())
     est = entropy_bits_from_counts(c)
-    rng = np.random.default_rng(seed)
-    boot = _plugin_rows(rng.multinomial(n, c / n, size=int(n_resamples)))
+    boot = _bootstrap_entropies(c, int(n_resamples), seed)
     alpha = (1 - float(confidence)) / 2
     if np.all(boot == boot[0]) or c.size == 1:
         return EntropyInterval(est, est, est, float(confidence), method, int(n_resamples))
@@ -255,13 +292,9 @@ def entropy_bootstrap_interval(
                                      "need not contain the estimate"))
     z0 = _norm_ppf(frac)
     # Jackknife: leaving out one element of bin j turns c_j into c_j − 1; weight c_j.
-    jack = np.empty(c.size)
-    for j in range(c.size):
-        cj = c.copy()
-        cj[j] -= 1
-        jack[j] = _plugin_rows(cj[None, :])[0]
+    jack = _jackknife_entropies(c)
     w = c.astype(np.float64)
-    mean = float(np.sum(w * jack) / n)
+    mean = float(np.sum(w * jack) / int(c.sum()))
     d = mean - jack
     den = 6.0 * float(np.sum(w * d * d)) ** 1.5
     a = float(np.sum(w * d**3)) / den if den > 0 else 0.0

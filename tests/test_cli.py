@@ -267,7 +267,7 @@ def test_tensor_default_table(capsys):
     rc, out, err = run(capsys, "tensor", "--name", "ternary", "--format", "nf4")
     assert rc == 0 and err == ""
     assert "embedded default" in out and "== ternary ==" in out
-    assert "std/256" in out and "Miller–Madow" in out and "BCa 95% CI" in out
+    assert "std/256" in out and "Miller–Madow" in out and "basic 95% CI" in out
     assert "\nnf4 " in out and "yes" in out
 
 
