@@ -1,4 +1,4 @@
-"""Tests of the ``natprec`` command line (src/natprec/cli.py) against direct reference calls.
+"""Tests of the ``natprec`` command line (src/natprec/cli/) against direct reference calls.
 
 Every command runs through ``main([...])`` in table and JSON mode; JSON numbers are
 compared exactly with what natprec.reference returns for the same input.  Error
@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from natprec.cli import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, DEFAULT_TENSOR_FORMATS, DELTA_STD_DIVISOR, _load_tensors, main
+from natprec.analysis import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, DEFAULT_TENSOR_FORMATS, DELTA_STD_DIVISOR
+from natprec.cli import main
 from natprec.data.make_demo import make_tensors
+from natprec.io import load_tensors
 from natprec.reference import (
     BOLTZMANN_J_PER_K,
     FORMAT_NAMES,
@@ -433,10 +435,10 @@ def test_errors_exit_2_with_one_line(capsys, bad_files, argv, needles):
     ],
 )
 def test_loader_errors_carry_value(bad_files, file, name, value):
-    """spec/09-bad-input.md: the CLI loader raises InputFileError with the offending path or name."""
+    """spec/09-bad-input.md: the tensor loader raises InputFileError with the offending path or name."""
     path = Path(bad_files) / file
     with pytest.raises(InputFileError) as info:
-        _load_tensors(path, name)
+        load_tensors(path, name)
     assert info.value.value == value.format(path=path)
     assert isinstance(info.value, OSError)
 
@@ -512,7 +514,7 @@ def test_tensor_operating_point_columns_name_their_scaling(capsys, demo_json):
 
 @pytest.mark.spec("DEF-MARGIN")
 def test_quantize_margins_are_one_propagate_call(capsys, monkeypatch):
-    import natprec.cli as cli
+    import natprec.summaries as summaries
 
     calls = []
 
@@ -520,7 +522,7 @@ def test_quantize_margins_are_one_propagate_call(capsys, monkeypatch):
         calls.append((np.array(x, copy=True), kw))
         return voronoi_margin(x, f, **kw)
 
-    monkeypatch.setattr(cli, "voronoi_margin", spy)
+    monkeypatch.setattr(summaries, "voronoi_margin", spy)
     xs = ["nan", "inf", "-inf", "0.3", "-0.0"]
     doc = run_json(capsys, "quantize", "--format", "float8_e4m3fn", *xs)
     x = np.array([float(s) for s in xs])
@@ -532,13 +534,13 @@ def test_quantize_margins_are_one_propagate_call(capsys, monkeypatch):
 
 @pytest.mark.spec("DEF-ENTROPY-DISCRETIZED", "DEF-MILLER-MADOW")
 def test_tensor_entropies_from_one_histogram(capsys, monkeypatch, demo_tensors):
-    import natprec.cli as cli
+    import natprec.analysis as analysis
     from natprec.reference import discretized_histogram, entropy_bits_from_counts
 
     def no(*a, **k):
         raise AssertionError("discretized_entropy_bits re-bins the data: use the histogram's counts")
 
-    monkeypatch.setattr(cli, "discretized_entropy_bits", no, raising=False)
+    monkeypatch.setattr(analysis, "discretized_entropy_bits", no, raising=False)
     doc = run_json(capsys, "tensor", "--name", "weight", "--format", "int8")
     e = doc["tensors"][0]["entropy"]
     x = demo_tensors["weight"]

@@ -1,4 +1,4 @@
-"""Tests of ``natprec rd --table …`` (src/natprec/cli_rd.py) against direct calls of natprec.reference.ratedistortion.
+"""Tests of ``natprec rd --table …`` (src/natprec/cli/rd.py, natprec.rdtables) against direct calls of natprec.reference.ratedistortion.
 
 Each table runs through ``main([...])`` in table and JSON mode; JSON numbers must equal
 what the reference functions return for the same arguments (exactly: the CLI only
@@ -14,7 +14,7 @@ from dataclasses import asdict
 import pytest
 
 from natprec.cli import main
-from natprec.cli_rd import D_REF, DEFAULT_BLOCK_SIZES, SEED003_CLAIMS, TABLES
+from natprec.rdtables import D_REF, DEFAULT_BLOCK_SIZES, SEED003_CLAIMS, TABLES
 from natprec.reference import ggd
 from natprec.reference import ratedistortion as rd
 

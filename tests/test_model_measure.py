@@ -19,6 +19,7 @@ from natprec.reference.errors import InvalidParameterError, MissingDependencyErr
 
 torch = pytest.importorskip("torch", reason="natprec.model needs torch (pip install natprec[torch])")
 
+from natprec.cli.report import SiteMeasurementError, add_parser  # noqa: E402
 from natprec.model import (  # noqa: E402
     MeasuredModel,
     Runner,
@@ -36,7 +37,6 @@ from natprec.model import (  # noqa: E402
     select_sites,
     site_format,
 )
-from natprec.model.cli_report import SiteMeasurementError, add_parser  # noqa: E402
 from natprec.model.report import write_report  # noqa: E402
 
 

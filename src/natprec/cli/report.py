@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
-from natprec.reference.errors import NatprecError
+from natprec.model._deps import require_torch
+from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, _check_tolerance, measure
+from natprec.model.models import DEFAULT_BATCH_SIZE, load_model
+from natprec.model.quantize import DEFAULT_FORMATS, parse_formats
+from natprec.model.report import format_table, write_report
+from natprec.reference.errors import InvalidParameterError, NatprecError
+
+from .render import emit_json
 
 __all__ = ["add_parser", "run", "SiteMeasurementError", "DEFAULT_OUT"]
 
@@ -18,10 +24,6 @@ class SiteMeasurementError(NatprecError, RuntimeError):
 
 def add_parser(subparsers):
     """Register the ``report`` subcommand."""
-    from .measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE
-    from .models import DEFAULT_BATCH_SIZE
-    from .quantize import DEFAULT_FORMATS
-
     p = subparsers.add_parser(
         "report", help="natural precision b*_v(ε) of every site of a torch model (default: all-MiniLM-L6-v2)",
         description="Quantize each site (Linear weights and their input activations by default) alone, "
@@ -54,20 +56,10 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     """Run ``natprec report``; 0 when every site was measured (a failed site raises after writing the report)."""
-    from ._deps import require_torch
-    from .measure import measure
-    from .models import load_model
-    from .quantize import parse_formats
-    from .report import clean_json, format_table, write_report
-
     torch = require_torch()
     if args.threads < 1:
-        from natprec.reference.errors import InvalidParameterError
-
         raise InvalidParameterError(f"--threads must be >= 1; got {args.threads}", value=args.threads)
     torch.set_num_threads(args.threads)
-    from .measure import _check_tolerance
-
     _check_tolerance("--tolerance", args.tolerance)  # before the model loads: a bad ε fails fast
     _check_tolerance("--backward-tolerance", args.backward_tolerance)
     try:
@@ -82,7 +74,7 @@ def run(args) -> int:
                   progress=sys.stderr.isatty())
     paths = write_report(doc, args.out, plots=not args.no_plots)
     if args.json:
-        print(json.dumps(clean_json(doc), indent=1, allow_nan=False, ensure_ascii=False))
+        emit_json(doc, indent=1)
     else:
         print(f"natprec report: {doc['model']}")
         print(f"D = {doc['distortion']} of the output over {doc['calibration_samples']} samples; ε = {doc['tolerance']:g}; "
