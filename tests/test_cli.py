@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -26,7 +27,6 @@ from natprec.cli import main
 from natprec.data.make_demo import make_tensors
 from natprec.io import load_tensors
 from natprec.reference import (
-    BOLTZMANN_J_PER_K,
     FORMAT_NAMES,
     ElementFormat,
     InputFileError,
@@ -331,7 +331,7 @@ def test_landauer_json(capsys, bits, temp):
     assert (doc["bits"], doc["temperature_kelvin"], doc["energy_joules"]) == (bits, t, e)
     assert doc["energy_ev"] == e / 1.602176634e-19
     assert doc["energy_kT"] == pytest.approx(bits * math.log(2), rel=1e-15, abs=0)
-    assert doc["energy_kT"] == e / (BOLTZMANN_J_PER_K * t)
+    assert doc["energy_kT"] == bits * math.log(2)  # by definition, not E / (k_B·T) rounded twice
 
 
 def test_landauer_table(capsys):
@@ -558,3 +558,56 @@ def test_formats_bits_per_element_is_the_formats_own(capsys, monkeypatch):
     by_name = {r["name"]: r for r in run_json(capsys, "formats")["formats"]}
     assert by_name["mxfp4"]["bits_per_element"] == 99.0  # no table of scale bits in the CLI
     assert by_name["nf4_absmax64"]["bits_per_element"] == get_format("nf4_absmax64").conventions()["bits_per_element"]
+
+
+# ----------------------------------------------------------------------------- issue 9, item 6: named errors, not tracebacks
+
+
+def test_hostile_tensor_files_are_named_errors(capsys, tmp_path):
+    import numpy.lib.format as npf
+
+    nested = tmp_path / "nested.safetensors"
+    hdr = ("[" * 100_000 + "]" * 100_000).encode()
+    nested.write_bytes(struct.pack("<Q", len(hdr)) + hdr)
+    huge = tmp_path / "huge.npy"
+    with open(huge, "wb") as fh:
+        npf.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (2**40,)})
+        fh.write(b"\0" * 16)
+    structured = tmp_path / "structured.npy"
+    np.save(structured, np.zeros(3, dtype=[("a", "<f4"), ("b", "<i4")]))
+    for path, want in ((nested, "nested too deeply"), (huge, "declares shape (1099511627776,)"),
+                       (structured, "structured array")):
+        rc, out, err = run(capsys, "tensor", str(path))
+        assert rc == 2 and want in err and "Traceback" not in err, err
+
+
+@pytest.mark.spec("DEF-LANDAUER-ENERGY")
+def test_landauer_extreme_temperatures(capsys):
+    doc = run_json(capsys, "landauer", "--bits", "1", "--temperature", "1e-310")
+    assert doc["energy_joules"] == 0.0 and doc["energy_kT"] == math.log(2)  # k_B·T underflows; E/(k_B·T) does not
+    rc, out, err = run(capsys, "landauer", "--json", "--bits", "1e300", "--temperature", "1e20")
+    assert rc == 2 and out == "" and "past the float64 range in eV" in err
+
+
+@pytest.mark.spec("DEF-RD-SLB")
+@pytest.mark.parametrize("rate, want", [("-10000", "--rate must be finite and > 0"), ("0", "--rate must be finite and > 0"),
+                                        ("1e5", "inverts the Shannon lower bound")])
+def test_rd_rate_out_of_range(capsys, rate, want):
+    rc, out, err = run(capsys, "rd", "--rate", rate)
+    assert rc == 2 and want in err
+
+
+def test_rd_plot_into_a_missing_directory_fails_before_solving(capsys, tmp_path):
+    rc, out, err = run(capsys, "rd", "--distortion", "0.01", "--plot", str(tmp_path / "no" / "x.png"))
+    assert rc == 2 and "does not exist" in err and out == ""
+
+
+def test_report_factory_that_raises_is_named(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    (tmp_path / "boom_factory.py").write_text("def make():\n    raise RuntimeError('boom')\n")
+    (tmp_path / "bad_import.py").write_text("import no_such_module_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc, out, err = run(capsys, "report", "boom_factory:make", "--out", str(tmp_path / "o"))
+    assert rc == 2 and "the factory raised RuntimeError: boom" in err
+    rc, out, err = run(capsys, "report", "bad_import:make", "--out", str(tmp_path / "o"))
+    assert rc == 2 and "cannot import the factory (ModuleNotFoundError" in err

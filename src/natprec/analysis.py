@@ -53,7 +53,7 @@ __all__ = [
 #: Formats analysed when none are given.
 DEFAULT_TENSOR_FORMATS = ("nf4", "fp4_bnb", "float8_e4m3fn", "int8", "mxfp4", "nvfp4")
 DEFAULT_MAX_COLLISIONS = 3
-BOOTSTRAP_RESAMPLES = 200
+BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 #: Default bin width Δ = std / DELTA_STD_DIVISOR.
 DELTA_STD_DIVISOR = 256

@@ -44,11 +44,30 @@ def _read_safetensors_header(path: Path) -> list[tuple[str, str, list]]:
     return [(k, v["dtype"], list(v["shape"])) for k, v in entries]
 
 
+def _check_npy_size(path: Path) -> None:
+    """A .npy header whose shape needs more bytes than the file holds is a bad file, not a huge allocation."""
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(fh)
+            data_bytes = path.stat().st_size - fh.tell()
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"cannot read {path} as .npy: {exc}", value=str(path)) from None
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > data_bytes:
+        raise InputFileError(
+            f"{path} declares shape {tuple(shape)} of {dtype} ({need} bytes) but holds {data_bytes} bytes of data",
+            value=tuple(shape),
+        )
+
+
 def _load_safetensors(path: Path, name: str | None) -> tuple[list[tuple[str, np.ndarray]], list[dict]]:
     try:
         index = _read_safetensors_header(path)
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise InputFileError(f"{path} is neither a .npy nor a readable .safetensors file ({exc})", value=str(path)) from None
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        why = "header JSON nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise InputFileError(f"{path} is neither a .npy nor a readable .safetensors file ({why})", value=str(path)) from None
     names = [k for k, _, _ in index]
     if name is not None and name not in names:
         raise InputFileError(
@@ -101,10 +120,14 @@ def load_tensors(path, name: str | None = None) -> tuple[list[tuple[str, np.ndar
     if magic == b"\x93NUMPY":
         if name is not None:
             raise InputFileError(f"--name {name!r} given, but {path} is a .npy file holding one array", value=name)
+        _check_npy_size(path)
         try:
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise InputFileError(f"cannot read {path} as .npy: {exc}", value=str(path)) from None
+        if arr.dtype.names is not None:
+            raise InvalidDTypeError(f"{path} holds a structured array {arr.dtype}; a tensor has one float dtype",
+                                    value=str(arr.dtype))
         if arr.dtype.kind == "V":
             raise InvalidDTypeError(
                 f"{path} holds dtype {arr.dtype}: .npy cannot record ml_dtypes types such as bfloat16; "

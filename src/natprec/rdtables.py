@@ -215,6 +215,13 @@ def rd_point(source: str, beta: float | None = None, *, distortion: float | None
         raise InvalidParameterError("--source ggd needs --beta", None)
     h = ggd.differential_entropy_bits(beta)
     if rate is not None:
+        if not (math.isfinite(rate) and rate > 0):
+            raise InvalidParameterError(f"--rate must be finite and > 0 bits (R = 0 at every D ≥ Var X); got {rate!r}", rate)
+        log2_d = 2.0 * (h - rate) - math.log2(2.0 * math.pi * math.e)  # D where R_SLB(D) = rate
+        if not -1000.0 < log2_d < 0.0:
+            raise InvalidParameterError(
+                f"--rate {rate!r} bits inverts the Shannon lower bound to D = 2^{log2_d:.6g}, outside (2^-1000, Var X = 1): "
+                "no R(D) point to compute there", rate)
         d = 2.0 ** (2.0 * (h - rate)) / (2.0 * math.pi * math.e)
     else:
         d = distortion

@@ -12,11 +12,11 @@ import math
 import numpy as np
 
 from natprec.reference import (
-    BOLTZMANN_J_PER_K,
     FORMAT_NAMES,
     AbsmaxBlockFormat,
     ElementFormat,
     EmptyInputError,
+    InvalidParameterError,
     MXFormat,
     dequantize,
     get_format,
@@ -138,11 +138,14 @@ def quantize_summary(values, fmt: str, *, tie: str = "even", saturate: bool | No
 def landauer_summary(bits: float, temperature_kelvin: float = 300.0) -> dict:
     """DEF-LANDAUER-ENERGY — the Landauer bound for erasing ``bits`` bits at ``temperature_kelvin``, in J, eV and k_B·T."""
     e = landauer_energy_joules(bits, temperature_kelvin=temperature_kelvin)
-    kt = BOLTZMANN_J_PER_K * temperature_kelvin
+    ev = e / ELEMENTARY_CHARGE_C
+    if not math.isfinite(ev):
+        raise InvalidParameterError(f"{e!r} J is past the float64 range in eV", value=(bits, temperature_kelvin))
     return to_strict({
         "bits": bits,
         "temperature_kelvin": temperature_kelvin,
         "energy_joules": e,
-        "energy_ev": e / ELEMENTARY_CHARGE_C,
-        "energy_kT": e / kt,
+        "energy_ev": ev,
+        # E / (k_B T) is bits · ln 2 by definition; computed so, it survives T whose k_B·T underflows.
+        "energy_kT": float(bits) * math.log(2),
     })

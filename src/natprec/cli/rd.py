@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from natprec.rdtables import (
     BETA_RANGE,
@@ -25,7 +26,7 @@ from natprec.rdtables import (
 )
 from natprec.reference import ggd
 from natprec.reference import ratedistortion as rd
-from natprec.reference.errors import InvalidParameterError, MissingDependencyError
+from natprec.reference.errors import InputFileError, InvalidParameterError, MissingDependencyError
 
 from .render import emit_json, fnum, table
 
@@ -115,8 +116,12 @@ def _plot(out, path):
     ax.set_ylabel("rate (bits)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        fig.savefig(path)
+    except OSError as exc:
+        raise InputFileError(f"--plot {path}: cannot write ({exc.strerror or exc})", path) from None
+    finally:
+        plt.close(fig)
 
 
 def _run_point(args) -> int:
@@ -151,6 +156,8 @@ def run(args) -> int:
     if len(betas) > 1:
         raise InvalidParameterError(f"one --beta without --table; got {len(betas)} values", betas)
     args.beta = betas or None
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():  # before the solver runs, not after
+        raise InvalidParameterError(f"--plot {args.plot}: directory {Path(args.plot).parent} does not exist", args.plot)
     if args.source is None:
         args.source = "ggd" if betas else "gaussian"
     elif args.source == "gaussian" and any(b != 2.0 for b in betas):

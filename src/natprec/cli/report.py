@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from natprec.model._deps import require_torch
-from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, _check_tolerance, measure
+from natprec.model.deps import require_torch
+from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, check_tolerance, measure
 from natprec.model.models import DEFAULT_BATCH_SIZE, load_model
 from natprec.model.quantize import DEFAULT_FORMATS, parse_formats
 from natprec.model.report import format_table, write_report
@@ -60,8 +60,8 @@ def run(args) -> int:
     if args.threads < 1:
         raise InvalidParameterError(f"--threads must be >= 1; got {args.threads}", value=args.threads)
     torch.set_num_threads(args.threads)
-    _check_tolerance("--tolerance", args.tolerance)  # before the model loads: a bad ε fails fast
-    _check_tolerance("--backward-tolerance", args.backward_tolerance)
+    check_tolerance("--tolerance", args.tolerance)  # before the model loads: a bad ε fails fast
+    check_tolerance("--backward-tolerance", args.backward_tolerance)
     try:
         parse_formats(args.formats)
     except NatprecError as exc:

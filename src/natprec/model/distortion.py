@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from natprec.reference.errors import InvalidParameterError
 
-from ._deps import require_torch
+from .deps import require_torch
 
 __all__ = ["DISTORTIONS", "per_sample_distortion", "check_distortion"]
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from natprec.reference.errors import InvalidParameterError, NatprecError
 
-from ._deps import require_torch
+from .deps import require_torch
 from .info import format_measures, tensor_measures
 from .quantize import DEFAULT_FORMATS, parse_formats
 from .runner import MeasuredModel, Runner
@@ -33,7 +33,7 @@ from .sensitivity import (
 )
 from .sites import find_sites, select_sites
 
-__all__ = ["measure", "DEFAULT_TOLERANCE", "DEFAULT_BACKWARD_TOLERANCE", "MAX_TENSOR_ELEMENTS", "MAX_FORMAT_ELEMENTS"]
+__all__ = ["measure", "check_tolerance", "DEFAULT_TOLERANCE", "DEFAULT_BACKWARD_TOLERANCE", "MAX_TENSOR_ELEMENTS", "MAX_FORMAT_ELEMENTS"]
 
 #: ε for the forward criterion (in the model's distortion; mean cosine distance for embeddings).
 DEFAULT_TOLERANCE = 1e-3
@@ -44,7 +44,8 @@ MAX_TENSOR_ELEMENTS = 1 << 18
 MAX_FORMAT_ELEMENTS = 1 << 15
 
 
-def _check_tolerance(name: str, v) -> float:
+def check_tolerance(name: str, v) -> float:
+    """DEF-OPERATIONAL-PRECISION-SITE — a tolerance ε: finite and > 0 (``name`` is the option it came from)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
         raise InvalidParameterError(f"{name} must be finite and > 0; got {v!r}", value=v)
     return float(v)
@@ -65,8 +66,8 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
             full_sweep: bool = False, all_formats: bool = False, jacobian: bool = True, progress: bool = False) -> dict:
     """DEF-OPERATIONAL-PRECISION-SITE — measure every selected site of ``mm``; returns the report document."""
     torch = require_torch()
-    tolerance = _check_tolerance("--tolerance", tolerance)
-    backward_tolerance = _check_tolerance("--backward-tolerance", backward_tolerance)
+    tolerance = check_tolerance("--tolerance", tolerance)
+    backward_tolerance = check_tolerance("--backward-tolerance", backward_tolerance)
     fmts = parse_formats(formats)
     int_fmts = sorted((f for f in fmts if f.int_bits is not None), key=lambda f: f.int_bits)
     other = sorted((f for f in fmts if f.int_bits is None), key=lambda f: f.bits_per_element)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from natprec.reference.errors import InputFileError, InvalidParameterError, MissingDependencyError
 
-from ._deps import TORCH_EXTRA_HINT, require_torch
+from .deps import TORCH_EXTRA_HINT, require_torch
 from .runner import MeasuredModel
 
 __all__ = [
@@ -171,11 +171,14 @@ def load_model(spec: str | None = None, *, calibration=None, calibration_size: i
             raise InputFileError(f"MODEL {spec}: not a directory, a .safetensors file or module:factory", value=spec)
         try:
             fn = getattr(importlib.import_module(mod_name), fn_name)
-        except (ImportError, AttributeError) as exc:
-            raise InputFileError(f"MODEL {spec}: cannot import the factory ({exc})", value=spec) from None
+        except Exception as exc:  # user code: any failure while importing it is the factory's, named as such
+            raise InputFileError(f"MODEL {spec}: cannot import the factory ({type(exc).__name__}: {exc})", value=spec) from exc
         if not callable(fn):
             raise InvalidParameterError(f"MODEL {spec}: {fn_name} is not callable (type {type(fn).__name__})", value=spec)
-        mm = fn()
+        try:
+            mm = fn()
+        except Exception as exc:  # keep the user's exception as the cause, the traceback stays reachable
+            raise InvalidParameterError(f"MODEL {spec}: the factory raised {type(exc).__name__}: {exc}", value=spec) from exc
         if not isinstance(mm, MeasuredModel):
             raise InvalidParameterError(f"MODEL {spec}: the factory must return natprec.model.MeasuredModel, "
                                         f"not {type(mm).__name__}", value=spec)

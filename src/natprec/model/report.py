@@ -4,36 +4,21 @@ from __future__ import annotations
 
 import base64
 import html
-import json
-import math
 from pathlib import Path
 
 import numpy as np
 
+from natprec import strictjson
 from natprec.reference.errors import InputFileError
 
-from ._deps import require_matplotlib
+from .deps import require_matplotlib
 from .info import MARGIN_BINS
 
-__all__ = ["clean_json", "table_rows", "TABLE_HEADERS", "format_table", "write_report", "PLOT_FILES"]
+__all__ = ["table_rows", "TABLE_HEADERS", "format_table", "write_report", "PLOT_FILES"]
 
 TABLE_HEADERS = ["site", "kind", "shape", "support", "b*", "H_Δ", "β", "best ≤ε (bits)", "b*_v(ε)",
                  "bwd b*", "dual b*", "amplif.", "e_task/actual"]
 PLOT_FILES = ("precision_bars.png", "sensitivity_curves.png", "margins.png")
-
-
-def clean_json(x):
-    """Strict-JSON copy of a report: NaN and ±Inf become "nan", "inf", "-inf"; NumPy scalars become Python."""
-    if isinstance(x, dict):
-        return {str(k): clean_json(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [clean_json(v) for v in x]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        f = float(x)
-        return f if math.isfinite(f) else ("nan" if math.isnan(f) else ("inf" if f > 0 else "-inf"))
-    return x
 
 
 def _g(v, spec=".3g"):
@@ -193,7 +178,7 @@ def write_report(doc: dict, out_dir, *, plots: bool = True) -> dict:
     except OSError as exc:
         raise InputFileError(f"--out {out_dir}: cannot create the directory ({exc})", value=str(out_dir)) from None
     paths = {"json": out / "report.json"}
-    paths["json"].write_text(json.dumps(clean_json(doc), indent=1, allow_nan=False, ensure_ascii=False), encoding="utf-8")
+    paths["json"].write_text(strictjson.dumps(doc, indent=1), encoding="utf-8")
     pngs = _plots(doc, out) if plots else []
     paths["png"] = pngs
     paths["html"] = out / "report.html"

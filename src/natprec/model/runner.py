@@ -19,7 +19,7 @@ import numpy as np
 
 from natprec.reference.errors import InvalidParameterError, NonFiniteInputError
 
-from ._deps import require_torch
+from .deps import require_torch
 from .distortion import check_distortion
 from .sites import Site
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from natprec.reference.errors import InvalidParameterError
 
-from ._deps import require_torch
+from .deps import require_torch
 
 __all__ = ["Site", "SITE_KINDS", "find_sites", "select_sites"]
 
