@@ -42,7 +42,7 @@ if ! step install "$PY" -m pip install -q --no-index --no-deps --no-build-isolat
   # Fallback without setuptools: a symlink shim of pyproject's package-dir mapping.
   status=0
   shim=/tmp/natprec-shim; rm -rf "$shim"; mkdir -p "$shim/natprec"
-  for e in natprec/*; do ln -s "$PWD/$e" "$shim/natprec/"; done
+  for e in src/natprec/*; do ln -s "$PWD/$e" "$shim/natprec/"; done
   ln -s "$PWD/reference" "$shim/natprec/reference"
   ln -s "$PWD/accelerated" "$shim/natprec/accelerated"
   ln -s "$PWD/conformance" "$shim/natprec/conformance"

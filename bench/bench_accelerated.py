@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 import natprec.accelerated as acc
-from natprec.reference import get_format
+from natprec.reference import prepare_quantize
 
 _OK, _WHY = acc.gpu_available()
-pytestmark = pytest.mark.skipif(not _OK or acc._override() is not None, reason=f"no GPU: {_WHY}")
+pytestmark = pytest.mark.skipif(not _OK or acc.backend_override() is not None, reason=f"no GPU: {_WHY}")
 
 N = 1 << 28
 REPEAT = 10
@@ -43,7 +43,7 @@ def _time(fn, drv, repeat=REPEAT):
 
 @pytest.fixture(scope="module")
 def dev():
-    be = acc._backend()
+    be = acc.current_backend()
     import torch
 
     return be, be.drv, be.ga, torch
@@ -67,8 +67,7 @@ def test_bench_d2d_copy(dev):
 
 def test_bench_fused_quantize_vs_torch(dev):
     be, drv, ga, torch = dev
-    f = get_format("nf4")
-    plan = acc.element_plan(f, "even", np.float32, True)
+    plan = acc.element_plan(prepare_quantize(np.zeros(0, np.float32), "nf4"))  # kernel parameters: NF4, ties even, float32
     dplan = be.device_plan(plan)
     xt = torch.randn(N, device="cuda", dtype=torch.float32)
     codes = ga.empty(N, np.uint16)

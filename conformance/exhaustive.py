@@ -36,7 +36,7 @@ def check_element_format_all16(impl, fmt: str, dtype: str) -> int:
     checked = 0
     for tie in TIE_RULES:
         for sat in (True, False):
-            if not sat and f._extended is None:
+            if not sat and f.extended is None:
                 continue
             pol = "propagate" if f.nan_code is not None else "raise"
             xs = x if pol == "propagate" else x[~nan]
@@ -52,7 +52,7 @@ def check_element_format_all16(impl, fmt: str, dtype: str) -> int:
             assert_bits_equal(got, want, f"{what} codes")
             assert_bits_equal(impl.dequantize(got, f), ref.dequantize(want, f), f"{what} dequantize")
             # The fused kernel's cell histogram: counts of the reference's indices, NaNs last.
-            cb = f.codebook if sat else f._extended
+            cb = f.codebook if sat else f.extended
             xn = xs[~np.isnan(xs.astype(np.float32))]
             want_h = np.bincount(nearest_index(xn, cb, tie).astype(np.int64), minlength=len(cb))
             assert_bits_equal(impl.code_histogram(xs, f, tie=tie, saturate=sat, nan_policy=pol),

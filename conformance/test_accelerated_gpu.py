@@ -21,7 +21,7 @@ from natprec.conformance.harness import assert_bits_equal
 from natprec.reference import TIE_RULES, get_format
 
 _OK, _WHY = acc.gpu_available()
-pytestmark = pytest.mark.skipif(not _OK or acc._override() is not None, reason=f"no GPU: {_WHY}")
+pytestmark = pytest.mark.skipif(not _OK or acc.backend_override() is not None, reason=f"no GPU: {_WHY}")
 
 ELEMENT = [n for n in ref.FORMAT_NAMES if isinstance(get_format(n), ref.ElementFormat)]
 

@@ -13,13 +13,13 @@ from natprec.reference import (
     EmptyInputError,
     InvalidParameterError,
     NaNInputError,
+    nan_mask,
     natural_precision,
     natural_precision_task,
     realized_support,
     support_size,
     task_quotient,
 )
-from natprec.reference._domain import nan_mask
 
 BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 

@@ -1,20 +1,34 @@
 """natprec.reference — the exact NumPy reference tier.  It *is* the definition (see spec/).
 
 Every public function's docstring names its spec ID; spec/index.toml maps each ID
-to its symbol here, its kernel, its conformance tests and its proof.
+to its symbol here, its kernel, its conformance tests and its proof.  The operations a
+tier can accelerate are ``execute_*(prepare_*(...))``: ``prepare_*`` runs every check and
+returns a frozen plan, ``execute_*`` is the reference's executor of that plan
+(spec/00-conventions.md).  Format facts live in :mod:`natprec.reference.registry`.
 """
 
-from ._domain import FLOAT_DTYPES, NAN_POLICIES, assert_subnormals_survive, total_order_key
+from ._domain import (
+    FLOAT_DTYPES,
+    NAN_POLICIES,
+    as_float_array,
+    assert_subnormals_survive,
+    from_total_order_key,
+    nan_mask,
+    total_order_key,
+)
 from .codebook import TIE_RULES, Codebook, VoronoiCell, nearest_index, thresholds, voronoi_cells
 from .entropy import (
     EntropyInterval,
     Histogram,
+    HistogramPlan,
     discretized_entropy_bits,
     discretized_histogram,
     entropy_bits_from_counts,
     entropy_bootstrap_interval,
+    execute_discretized_histogram,
     gaussian_discretized_entropy_bits,
     operational_natural_precision_bits,
+    prepare_discretized_histogram,
     sparse_gaussian_discretized_entropy_bits,
     uniform_discretized_entropy_bits,
 )
@@ -36,31 +50,57 @@ from .errors import (
 from .formats import (
     FORMAT_NAMES,
     AbsmaxBlockFormat,
+    BlockDequantizePlan,
     BlockQuantized,
+    BlockQuantizePlan,
+    DequantizePlan,
     ElementFormat,
     MXFormat,
     NVFP4Format,
+    QuantizePlan,
     dequantize,
+    execute_dequantize,
+    execute_quantize,
     get_format,
+    prepare_dequantize,
+    prepare_quantize,
     quantize,
+    resolve_format,
 )
 from .injectivity import InjectivityReport, TaskMergeReport, collision_probability, injectivity_report, task_merge_check
 from .landauer import BOLTZMANN_J_PER_K, boundary_cost_joules, is_free_boundary, landauer_energy_joules
-from .margin import margin_guarantees_codes, min_voronoi_margin, voronoi_margin
+from .margin import (
+    MarginPlan,
+    MinMarginPlan,
+    execute_min_voronoi_margin,
+    execute_voronoi_margin,
+    margin_guarantees_codes,
+    min_voronoi_margin,
+    prepare_min_voronoi_margin,
+    prepare_voronoi_margin,
+    voronoi_margin,
+)
+from .registry import ALIASES, bits_per_element, block_format_names, canonical_name, element_format_names
 from .support import (
     Support,
+    SupportPlan,
     TaskQuotient,
+    execute_realized_support,
+    execute_support_size,
     natural_precision,
     natural_precision_task,
+    prepare_support,
     realized_support,
     support_size,
     task_quotient,
 )
 
 __all__ = [
-    "FLOAT_DTYPES", "NAN_POLICIES", "assert_subnormals_survive", "total_order_key",
+    "FLOAT_DTYPES", "NAN_POLICIES", "as_float_array", "assert_subnormals_survive", "from_total_order_key", "nan_mask",
+    "total_order_key",
     "TIE_RULES", "Codebook", "VoronoiCell", "nearest_index", "thresholds", "voronoi_cells",
-    "EntropyInterval", "Histogram", "discretized_entropy_bits", "discretized_histogram",
+    "EntropyInterval", "Histogram", "HistogramPlan", "prepare_discretized_histogram", "execute_discretized_histogram",
+    "discretized_entropy_bits", "discretized_histogram",
     "entropy_bits_from_counts", "entropy_bootstrap_interval", "gaussian_discretized_entropy_bits",
     "operational_natural_precision_bits", "sparse_gaussian_discretized_entropy_bits",
     "uniform_discretized_entropy_bits",
@@ -69,9 +109,15 @@ __all__ = [
     "InvalidParameterError", "MissingDependencyError", "NaNInputError", "NatprecError", "NonFiniteInputError",
     "ProblemTooLargeError", "UnknownFormatError",
     "FORMAT_NAMES", "AbsmaxBlockFormat", "BlockQuantized", "ElementFormat", "MXFormat", "NVFP4Format",
-    "dequantize", "get_format", "quantize",
+    "dequantize", "get_format", "quantize", "resolve_format",
+    "QuantizePlan", "BlockQuantizePlan", "prepare_quantize", "execute_quantize",
+    "DequantizePlan", "BlockDequantizePlan", "prepare_dequantize", "execute_dequantize",
+    "ALIASES", "bits_per_element", "block_format_names", "canonical_name", "element_format_names",
     "InjectivityReport", "TaskMergeReport", "collision_probability", "injectivity_report", "task_merge_check",
     "BOLTZMANN_J_PER_K", "boundary_cost_joules", "is_free_boundary", "landauer_energy_joules",
     "margin_guarantees_codes", "min_voronoi_margin", "voronoi_margin",
-    "Support", "TaskQuotient", "natural_precision", "natural_precision_task", "realized_support", "support_size", "task_quotient",
+    "MarginPlan", "prepare_voronoi_margin", "execute_voronoi_margin",
+    "MinMarginPlan", "prepare_min_voronoi_margin", "execute_min_voronoi_margin",
+    "Support", "SupportPlan", "prepare_support", "execute_realized_support", "execute_support_size",
+    "TaskQuotient", "natural_precision", "natural_precision_task", "realized_support", "support_size", "task_quotient",
 ]

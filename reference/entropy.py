@@ -4,6 +4,9 @@ Chapter: spec/05-entropy.md.  Bin indices k = ⌊(x − o)/Δ⌋ are exact integ
 (float64 where it provably decides, rationals otherwise).  Entropies are
 evaluated from integer counts with mpmath at 113 bits and rounded once to
 float64, so they do not depend on summation order or on the platform's libm.
+
+``discretized_histogram`` is ``execute_discretized_histogram(prepare_discretized_histogram(...))``
+(spec/00-conventions.md).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
 
 __all__ = [
     "Histogram",
+    "HistogramPlan",
+    "prepare_discretized_histogram",
+    "execute_discretized_histogram",
     "discretized_histogram",
     "exact_floor_bins",
     "entropy_bits_from_counts",
@@ -61,12 +67,7 @@ class Histogram:
 
 def _exact_floor_div(x64: np.ndarray, origin: float, delta: float) -> np.ndarray:
     """⌊(x − o)/Δ⌋ exactly.  float64 decides unless the quotient is within a few ulps of an integer."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = (x64 - origin) / delta
-    if not np.all(np.isfinite(r)) or np.max(np.abs(r), initial=0.0) >= 2.0**53:
-        raise InvalidParameterError(
-            f"bin width {delta!r} is too small for these values: bin indices reach 2**53 or overflow", value=delta
-        )
+    r = (x64 - origin) / delta  # finite and below 2**53 in magnitude: checked by prepare_discretized_histogram
     k = np.floor(r)
     # |computed r − exact r| ≤ 3 ulp(r) (two roundings); closer than 8 ulp to an integer → decide exactly.
     near = np.abs(r - np.rint(r)) <= 8 * np.spacing(np.maximum(np.abs(r), 1.0))
@@ -90,12 +91,22 @@ def exact_floor_bins(x64: np.ndarray, origin: float, delta: float) -> np.ndarray
     return exact[inverse.ravel()]
 
 
-def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: str = "raise") -> Histogram:
-    """DEF-HISTOGRAM — integer histogram of ⌊(x − origin)/Δ⌋ over the elements of x.
+@dataclass(frozen=True)
+class HistogramPlan:
+    """DEF-HISTOGRAM — a histogram whose checks have all passed.
 
-    ``nan_policy``: ``"raise"`` or ``"omit"`` (``"propagate"`` is handled by the entropy
-    functions).  ±Inf cannot be binned: NonFiniteInputError.  Empty: EmptyInputError.
+    ``x``: the flattened input (DEF-DOMAIN, its own dtype) with NaNs dropped under
+    ``"omit"``: non-empty, finite, and every (x − o)/Δ, computed in float64, is finite
+    and below 2**53 in magnitude.  ``delta`` and ``origin`` as floats.
     """
+
+    x: np.ndarray
+    delta: float
+    origin: float
+
+
+def prepare_discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: str = "raise") -> HistogramPlan:
+    """DEF-HISTOGRAM — every check of :func:`discretized_histogram`, in its order."""
     d = _positive_finite("delta", delta)
     o = float(origin)
     if not np.isfinite(o):
@@ -114,10 +125,31 @@ def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: s
     if inf.any():
         i = int(np.flatnonzero(inf)[0])
         raise NonFiniteInputError(f"x has an infinite value {x64[i]!r} at index {i}; it has no bin", value=float(x64[i]))
-    k = np.sort(_exact_floor_div(x64, o, d))
+    # (x − o)/Δ rounds monotonically in x: its extremes are those of the smallest and largest x.
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = (np.array([x64.min(), x64.max()]) - o) / d
+    if not np.all(np.isfinite(r)) or np.max(np.abs(r)) >= 2.0**53:
+        raise InvalidParameterError(
+            f"bin width {d!r} is too small for these values: bin indices reach 2**53 or overflow", value=d
+        )
+    return HistogramPlan(arr, d, o)
+
+
+def execute_discretized_histogram(plan: HistogramPlan) -> Histogram:
+    """DEF-HISTOGRAM — the reference executor: the histogram of a prepared plan."""
+    k = np.sort(_exact_floor_div(plan.x.astype(np.float64), plan.origin, plan.delta))
     starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
     counts = np.diff(np.append(starts, k.size)).astype(np.int64)
-    return Histogram(bins=k[starts], counts=counts, delta=d, origin=o)
+    return Histogram(bins=k[starts], counts=counts, delta=plan.delta, origin=plan.origin)
+
+
+def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: str = "raise") -> Histogram:
+    """DEF-HISTOGRAM — integer histogram of ⌊(x − origin)/Δ⌋ over the elements of x.
+
+    ``nan_policy``: ``"raise"`` or ``"omit"`` (``"propagate"`` is handled by the entropy
+    functions).  ±Inf cannot be binned: NonFiniteInputError.  Empty: EmptyInputError.
+    """
+    return execute_discretized_histogram(prepare_discretized_histogram(x, delta, origin=origin, nan_policy=nan_policy))
 
 
 def _mp_entropy_bits(counts: np.ndarray) -> mpmath.mpf:

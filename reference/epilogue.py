@@ -92,9 +92,9 @@ def double_rounding(x, mid, final, *, tie: str = "even") -> DoubleRounding:
     ``mid``/``final`` are element formats (names or objects), both applied saturating.
     Errors are float64 distances to x (exact inputs), compared exactly where they differ in sign of the difference.
     """
-    from .formats import ElementFormat, _resolve
+    from .formats import ElementFormat, resolve_format
 
-    fm, ff = _resolve(mid), _resolve(final)
+    fm, ff = resolve_format(mid), resolve_format(final)
     if not (isinstance(fm, ElementFormat) and isinstance(ff, ElementFormat)):
         raise InvalidParameterError("double_rounding takes element formats", value=(getattr(fm, "name", fm), getattr(ff, "name", ff)))
     arr = as_float_array(x).ravel()
@@ -138,9 +138,9 @@ def epilogue_order_comparison(acc, scale: float, bias: float, activation: str, f
     fused: Q(act(t)); ``quantize_then_activate``: Q(act(D(Q(t)))); ``store_reload``: Q(act(D(S(t))))
     with S the ``store`` format.  Error is |D(output) − r| with r = act(acc·scale + bias) in float64.
     """
-    from .formats import ElementFormat, _resolve
+    from .formats import ElementFormat, resolve_format
 
-    f, s = _resolve(fmt), _resolve(store)
+    f, s = resolve_format(fmt), resolve_format(store)
     if not (isinstance(f, ElementFormat) and isinstance(s, ElementFormat)):
         raise InvalidParameterError("epilogue orders take element formats", value=(fmt, store))
     if activation not in ACTIVATIONS:

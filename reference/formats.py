@@ -3,7 +3,11 @@
 Chapter: spec/07-formats.md.  An element format is a :class:`Codebook` of its
 finite values plus conversion rules (signed zero, overflow, ±Inf, NaN).  A block
 format adds a per-block scale whose arithmetic — which operation, in which
-dtype, in which order — is fixed here and in the spec.
+dtype, in which order — is fixed here and in the spec.  The named formats are
+built from the rows of ``registry.py``.
+
+``quantize`` and ``dequantize`` are ``execute_*(prepare_*(...))``: preparation runs
+every check and computes what execution needs into a plan (spec/00-conventions.md).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from ._domain import as_float_array, assert_subnormals_survive, check_nan_policy, layout_of, nan_mask, raise_on_nan
-from .codebook import Codebook, nearest_index
+from .codebook import Codebook, nearest_index, thresholds
 from .errors import (
     CodebookError,
     InvalidDTypeError,
@@ -23,6 +27,7 @@ from .errors import (
     NonFiniteInputError,
     UnknownFormatError,
 )
+from .registry import FORMAT_NAMES, FORMAT_SPECS, NF4_VALUES, STRUCTURES, BlockSpec, ElementSpec, Structure, canonical_name
 
 __all__ = [
     "ElementFormat",
@@ -32,7 +37,15 @@ __all__ = [
     "NVFP4Format",
     "FORMAT_NAMES",
     "get_format",
-    "format_names",
+    "resolve_format",
+    "QuantizePlan",
+    "BlockQuantizePlan",
+    "prepare_quantize",
+    "execute_quantize",
+    "DequantizePlan",
+    "BlockDequantizePlan",
+    "prepare_dequantize",
+    "execute_dequantize",
     "quantize",
     "dequantize",
     "NF4_VALUES",
@@ -51,6 +64,10 @@ class ElementFormat:
       midpoint go there when ``saturate=False``; ``None`` means the format can only saturate.
     * ``inf_code``/``nan_code``: positive-sign encodings of +Inf / the canonical quiet NaN, or None.
     * ``sign_bit``: the encoding bit that carries the sign (None for unsigned encodings).
+
+    Read-only, for tiers: ``extended`` (the codebook with the two overflow codewords, or
+    None), ``zero_index`` (index of the codeword 0, or −1) and ``decode_table`` (the float64
+    value of each of the 2**nbits encodings, NaN for invalid ones).
     """
 
     def __init__(
@@ -97,8 +114,27 @@ class ElementFormat:
         return f"ElementFormat({self.name!r}, {len(self.codebook)} finite values, max {self.max_finite!r})"
 
     @property
+    def extended(self) -> Codebook | None:
+        """The codebook quantized against when not saturating: ±(max + ulp_max) carry the overflow code."""
+        return self._extended
+
+    @property
+    def zero_index(self) -> int:
+        """Index of the codeword 0 in ``codebook`` (−1 when 0 is not a codeword)."""
+        return self._zero_index
+
+    @property
+    def decode_table(self) -> np.ndarray:
+        """float64 value of every encoding 0 … 2**nbits − 1 (read-only; NaN encodings keep their sign)."""
+        return self._decode
+
+    @property
     def code_dtype(self):
         return np.uint8 if self.nbits <= 8 else np.uint16
+
+    @property
+    def bits_per_element(self) -> int:
+        return STRUCTURES["element"].bits_per_element(self.nbits)
 
     def conventions(self) -> dict:
         return {
@@ -148,6 +184,13 @@ class ElementFormat:
 
     def quantize(self, x, *, tie: str = "even", saturate: bool | None = None, nan_policy: str = "raise") -> np.ndarray:
         """DEF-FORMAT-ELEMENT — encodings of the format value each element converts to."""
+        return execute_quantize(prepare_quantize(x, self, tie=tie, saturate=saturate, nan_policy=nan_policy))
+
+    def dequantize(self, codes) -> np.ndarray:
+        """DEF-FORMAT-ELEMENT — exact float64 value of each encoding (NaN encodings decode to NaN)."""
+        return execute_dequantize(self._dequantize_plan(codes))
+
+    def _quantize_plan(self, x, tie: str, saturate: bool | None, nan_policy: str) -> QuantizePlan:
         check_nan_policy(nan_policy, ("raise", "propagate"))
         assert_subnormals_survive()
         arr = as_float_array(x)
@@ -165,27 +208,10 @@ class ElementFormat:
                 f"format {self.name} has no NaN encoding, so nan_policy='propagate' cannot keep the NaNs of x",
                 value=int(np.flatnonzero(nan.ravel())[0]),
             )
-        lay = layout_of(arr.dtype)
-        if sat:
-            idx = nearest_index(arr, self.codebook, tie)
-            codes = self.codebook.encodings[idx.ravel()].reshape(idx.shape).astype(self.code_dtype)
-        else:
-            idx = nearest_index(arr, self._extended, tie)
-            # Beyond the overflow midpoint (and ±Inf) the virtual codeword's code: ±Inf, or NaN for e4m3fn.
-            codes = self._extended.encodings[idx.ravel()].reshape(idx.shape).astype(self.code_dtype)
-        signbit = (np.ascontiguousarray(arr).view(lay.uint).reshape(arr.shape) >> lay.uint(lay.nbits - 1)).astype(bool)
-        if self.signed_zero and self._zero_index >= 0:
-            zero_code = self.code_dtype(self.codebook.encodings[self._zero_index])
-            neg_zero = signbit & (codes == zero_code)
-            codes = np.where(neg_zero, codes | self.code_dtype(1 << self.sign_bit), codes).astype(self.code_dtype)
-        if nan.any():
-            canon = self.code_dtype(self.nan_code)
-            sign = self.code_dtype(1 << self.sign_bit)
-            codes = np.where(nan, np.where(signbit, canon | sign, canon), codes).astype(self.code_dtype)
-        return codes
+        cb = self.codebook if sat else self._extended
+        return QuantizePlan(self, arr, tie, sat, nan, cb, thresholds(cb, tie, arr.dtype))  # tie errors here
 
-    def dequantize(self, codes) -> np.ndarray:
-        """DEF-FORMAT-ELEMENT — exact float64 value of each encoding (NaN encodings decode to NaN)."""
+    def _dequantize_plan(self, codes) -> DequantizePlan:
         c = np.asarray(codes)
         if c.dtype.kind not in "iu":
             raise InvalidDTypeError(f"codes must be integers; got {c.dtype}", value=str(c.dtype))
@@ -194,12 +220,13 @@ class ElementFormat:
             if bad.size == 0:
                 bad = c.ravel()[~self._valid[c.ravel().astype(np.int64)]]
             raise InvalidParameterError(f"{int(bad[0])} is not an encoding of format {self.name}", value=int(bad[0]))
-        return self._decode[c.astype(np.int64).ravel()].reshape(c.shape)
+        return DequantizePlan(self, c, self._decode)
 
 
-def _minifloat(name: str, ebits: int, mbits: int, bias: int, *, ieee: bool, description: str) -> ElementFormat:
+def _minifloat(spec: ElementSpec) -> ElementFormat:
     """Enumerate a sign-exponent-mantissa format.  ``ieee``: all-ones exponent is Inf/NaN;
     otherwise (``fn`` formats) only S.1…1.1…1 is NaN when the format has 8+ bits (e4m3fn), none below."""
+    name, ebits, mbits, bias, ieee = spec.name, spec.ebits, spec.mbits, spec.bias, spec.ieee
     nbits = 1 + ebits + mbits
     sign_bit = nbits - 1
     codes = np.arange(1 << (nbits - 1), dtype=np.int64)  # positive half
@@ -229,7 +256,7 @@ def _minifloat(name: str, ebits: int, mbits: int, bias: int, *, ieee: bool, desc
         name,
         cb,
         nbits=nbits,
-        description=description,
+        description=spec.description,
         signed_zero=True,
         sign_bit=sign_bit,
         overflow_value=float(pos_vals[-1] + ulp) if overflow_code is not None else None,
@@ -240,72 +267,33 @@ def _minifloat(name: str, ebits: int, mbits: int, bias: int, *, ieee: bool, desc
     )
 
 
-def _integer(name: str, nbits: int, description: str) -> ElementFormat:
+def _integer(spec: ElementSpec) -> ElementFormat:
+    nbits = spec.nbits
     lo, hi = -(1 << (nbits - 1)), (1 << (nbits - 1)) - 1
     vals = np.arange(lo, hi + 1, dtype=np.int64)
-    cb = Codebook(vals.astype(np.float64), vals & ((1 << nbits) - 1), name=name)
-    return ElementFormat(name, cb, nbits=nbits, description=description)
+    cb = Codebook(vals.astype(np.float64), vals & ((1 << nbits) - 1), name=spec.name)
+    return ElementFormat(spec.name, cb, nbits=nbits, description=spec.description)
 
 
-#: bitsandbytes' NF4 table (code order = ascending order), float32 constants.
-NF4_VALUES = np.array(
-    [
-        -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
-        -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-        0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-        0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
-    ],
-    dtype=np.float32,
-)
-
-#: bitsandbytes' FP4 (not E2M1): magnitude for each 3-bit code, sign in bit 3.
-_BNB_FP4_MAGNITUDE = np.array(
-    [0.0, 0.005208333333, 0.6666667, 1.0, 0.33333333, 0.5, 0.16666667, 0.25], dtype=np.float32
-)
+def _table(spec: ElementSpec) -> ElementFormat:
+    cb = Codebook(np.array(spec.values, dtype=np.float32), spec.encodings, name=spec.name)
+    return ElementFormat(spec.name, cb, nbits=spec.nbits, description=spec.description)
 
 
-def _bnb_fp4() -> ElementFormat:
-    mag = _BNB_FP4_MAGNITUDE.astype(np.float64)
-    codes = np.arange(8)
+def _sign_magnitude_table(spec: ElementSpec) -> ElementFormat:
+    sign = 1 << (spec.nbits - 1)
+    mag = np.array(spec.values, dtype=np.float32).astype(np.float64)
+    codes = np.arange(mag.size)
     order = np.argsort(mag)
     pos_v, pos_c = mag[order], codes[order]
     values = np.concatenate((-pos_v[1:][::-1], pos_v))
-    encs = np.concatenate(((pos_c[1:] | 8)[::-1], pos_c))
-    cb = Codebook(values, encs, name="fp4_bnb")
-    return ElementFormat(
-        "fp4_bnb",
-        cb,
-        nbits=4,
-        signed_zero=True,
-        sign_bit=3,
-        description="bitsandbytes FP4 (sign + 3-bit code, normalised to max 1; not OCP E2M1)",
-    )
+    encs = np.concatenate(((pos_c[1:] | sign)[::-1], pos_c))
+    cb = Codebook(values, encs, name=spec.name)
+    return ElementFormat(spec.name, cb, nbits=spec.nbits, signed_zero=True, sign_bit=spec.nbits - 1,
+                         description=spec.description)
 
 
-def _element_formats() -> dict[str, ElementFormat]:
-    f = {}
-    f["float16"] = _minifloat("float16", 5, 10, 15, ieee=True, description="IEEE binary16")
-    f["bfloat16"] = _minifloat("bfloat16", 8, 7, 127, ieee=True, description="bfloat16 (IEEE-style, 8-bit exponent)")
-    f["float8_e4m3fn"] = _minifloat("float8_e4m3fn", 4, 3, 7, ieee=False, description="OCP FP8 E4M3 (no Inf, NaN = S.1111.111)")
-    f["float8_e5m2"] = _minifloat("float8_e5m2", 5, 2, 15, ieee=True, description="OCP FP8 E5M2 (IEEE-style)")
-    f["float6_e2m3fn"] = _minifloat("float6_e2m3fn", 2, 3, 1, ieee=False, description="OCP FP6 E2M3 (no Inf/NaN)")
-    f["float6_e3m2fn"] = _minifloat("float6_e3m2fn", 3, 2, 3, ieee=False, description="OCP FP6 E3M2 (no Inf/NaN)")
-    f["float4_e2m1fn"] = _minifloat("float4_e2m1fn", 2, 1, 1, ieee=False, description="OCP FP4 E2M1 (no Inf/NaN)")
-    f["int8"] = _integer("int8", 8, "two's complement integers -128..127")
-    f["int4"] = _integer("int4", 4, "two's complement integers -8..7")
-    f["nf4"] = ElementFormat(
-        "nf4", Codebook(NF4_VALUES, name="nf4"), nbits=4, description="bitsandbytes NormalFloat4 (codes 0..15 ascending)"
-    )
-    f["fp4_bnb"] = _bnb_fp4()
-    # Binary: encoding = sign bit, so the tie at 0 goes to +1 (even code 0).
-    f["binary"] = ElementFormat(
-        "binary", Codebook([-1.0, 1.0], [1, 0], name="binary"), nbits=1, description="{-1, +1}, code = sign bit"
-    )
-    # Ternary, sign-magnitude: 0 -> 00, +1 -> 01, -1 -> 11; ties at ±0.5 go to 0.
-    f["ternary"] = ElementFormat(
-        "ternary", Codebook([-1.0, 0.0, 1.0], [3, 0, 1], name="ternary"), nbits=2, description="{-1, 0, +1}, sign-magnitude codes"
-    )
-    return f
+_CONSTRUCTIONS = {"minifloat": _minifloat, "integer": _integer, "table": _table, "sign_magnitude_table": _sign_magnitude_table}
 
 
 @dataclass(frozen=True)
@@ -371,11 +359,18 @@ def _check_block_size(block_size) -> int:
 
 
 class _BlockFormat:
-    """Shared block machinery: subclasses define ``_scale(x) -> (y, n, scales, tensor_scale)`` and ``dequantize``."""
+    """Shared block machinery: subclasses define ``structure``, ``_scale(x) -> (y, n, scales, tensor_scale)``
+    and ``_decode(values, plan)``."""
 
     name: str
     element: ElementFormat
     block_size: int
+    structure: Structure
+
+    @property
+    def bits_per_element(self) -> float:
+        """Element bits plus the block scale's bits amortised over the block (registry.STRUCTURES)."""
+        return self.structure.bits_per_element(self.element.nbits, self.block_size)
 
     def scaled(self, x) -> np.ndarray:
         """The block-scaled values the element codebook sees (x's shape)."""
@@ -383,9 +378,18 @@ class _BlockFormat:
         return _unblock(y, n, np.shape(x))
 
     def quantize(self, x, *, tie: str = "even") -> BlockQuantized:
+        return execute_quantize(prepare_quantize(x, self, tie=tie))
+
+    def dequantize(self, q: BlockQuantized) -> np.ndarray:
+        return execute_dequantize(self._dequantize_plan(q))
+
+    def _quantize_plan(self, x, tie: str) -> BlockQuantizePlan:
         y, n, scales, tensor_scale = self._scale(x)
-        codes = self.element.quantize(y, tie=tie, saturate=True)
-        return BlockQuantized(self.name, _unblock(codes, n, np.shape(x)), scales, tensor_scale, np.shape(x))
+        return BlockQuantizePlan(self, np.shape(x), n, scales, tensor_scale,
+                                 self.element._quantize_plan(y, tie, True, "raise"))
+
+    def _dequantize_plan(self, q: BlockQuantized) -> BlockDequantizePlan:
+        return BlockDequantizePlan(self, q, self.element._dequantize_plan(q.codes), None)
 
 
 class AbsmaxBlockFormat(_BlockFormat):
@@ -397,6 +401,8 @@ class AbsmaxBlockFormat(_BlockFormat):
     as the codeword nearest 0; a block whose fl32(1/s) overflows (s ≲ 2**-128) uses y = fl32(x / s).
     """
 
+    structure = STRUCTURES["absmax"]
+
     def __init__(self, name: str, element: ElementFormat, block_size: int):
         if np.max(np.abs(element.codebook.values)) != 1.0:
             peak = np.max(np.abs(element.codebook.values))
@@ -407,8 +413,8 @@ class AbsmaxBlockFormat(_BlockFormat):
         self.description = f"{element.name} with float32 absmax scale per {block_size} elements (bitsandbytes blockwise)"
 
     def conventions(self) -> dict:
-        return {"element": self.element.name, "block_size": self.block_size, "scale": "float32 absmax",
-                "bits_per_element": self.element.nbits + 32 / self.block_size,
+        return {"element": self.element.name, "block_size": self.block_size, "scale": self.structure.scale,
+                "bits_per_element": self.bits_per_element,
                 "normalise": "x * fl32(1/absmax)", "blocks": "last axis, partial last block"}
 
     def _scale(self, x):
@@ -424,8 +430,9 @@ class AbsmaxBlockFormat(_BlockFormat):
                 y = np.where(tiny[..., None], np.divide(blk, np.where(tiny, s, _F32(1))[..., None], dtype=_F32), y)
         return y.astype(_F32), n, s.astype(_F32), None
 
-    def dequantize(self, q: BlockQuantized) -> np.ndarray:
-        blk, n = _blocks(self.element.dequantize(q.codes).astype(_F32), self.block_size)
+    def _decode(self, values: np.ndarray, plan: BlockDequantizePlan) -> np.ndarray:
+        q = plan.quantized
+        blk, n = _blocks(values.astype(_F32), self.block_size)
         out = np.multiply(blk, q.scales[..., None], dtype=_F32)
         return _unblock(out, n, q.shape).astype(np.float64)
 
@@ -445,7 +452,9 @@ class MXFormat(_BlockFormat):
     (exact), converted with the element format saturating, ties to even.
     """
 
-    def __init__(self, name: str, element: ElementFormat, emax_elem: int, block_size: int = 32, scale_rule: str = "floor"):
+    structure = STRUCTURES["mx"]
+
+    def __init__(self, name: str, element: ElementFormat, emax_elem: int, block_size: int, scale_rule: str):
         if scale_rule not in ("floor", "rceil"):
             raise InvalidParameterError(f"scale_rule must be 'floor' or 'rceil'; got {scale_rule!r}", value=scale_rule)
         self.name = name
@@ -456,8 +465,8 @@ class MXFormat(_BlockFormat):
         self.description = f"MX: {element.name} elements, E8M0 scale per {block_size} ({scale_rule} rule)"
 
     def conventions(self) -> dict:
-        return {"element": self.element.name, "block_size": self.block_size, "scale": "E8M0",
-                "bits_per_element": self.element.nbits + 8 / self.block_size,
+        return {"element": self.element.name, "block_size": self.block_size, "scale": self.structure.scale,
+                "bits_per_element": self.bits_per_element,
                 "scale_rule": self.scale_rule, "emax_elem": self.emax_elem, "saturate": True}
 
     def with_scale_rule(self, rule: str) -> MXFormat:
@@ -481,8 +490,9 @@ class MXFormat(_BlockFormat):
         y = np.ldexp(blk.astype(np.float64), -e[..., None])  # exact power-of-two scaling
         return y, n, (e + 127).astype(np.uint8), None
 
-    def dequantize(self, q: BlockQuantized) -> np.ndarray:
-        blk, n = _blocks(self.element.dequantize(q.codes), self.block_size)
+    def _decode(self, values: np.ndarray, plan: BlockDequantizePlan) -> np.ndarray:
+        q = plan.quantized
+        blk, n = _blocks(values, self.block_size)
         e = q.scales.astype(np.int64) - 127
         return _unblock(np.ldexp(blk, e[..., None]), n, q.shape)
 
@@ -498,16 +508,18 @@ class NVFP4Format(_BlockFormat):
     saturating to ±6, signed zero kept).  Decode: fl32(fl32(c · s) · S_dec).
     """
 
-    def __init__(self, name: str = "nvfp4", block_size: int = 16):
+    structure = STRUCTURES["nvfp4"]
+
+    def __init__(self, name: str, element: ElementFormat, scale_format: ElementFormat, block_size: int):
         self.name = name
-        self.element = _ELEMENTS["float4_e2m1fn"]
-        self.scale_format = _ELEMENTS["float8_e4m3fn"]
+        self.element = element
+        self.scale_format = scale_format
         self.block_size = _check_block_size(block_size)
         self.description = f"NVFP4: E2M1 elements, E4M3 scale per {block_size}, float32 tensor scale"
 
     def conventions(self) -> dict:
-        return {"element": "float4_e2m1fn", "block_size": self.block_size, "scale": "float8_e4m3fn",
-                "bits_per_element": 4 + 8 / self.block_size,
+        return {"element": self.element.name, "block_size": self.block_size, "scale": self.structure.scale,
+                "bits_per_element": self.bits_per_element,
                 "tensor_scale": "float32 S_dec = 1/(2688/amax)", "saturate": True}
 
     def _scale(self, x):
@@ -531,48 +543,40 @@ class NVFP4Format(_BlockFormat):
             y = np.multiply(blk, k[..., None], dtype=_F32)
         return y, n, s_code, _F32(s_dec)
 
-    def dequantize(self, q: BlockQuantized) -> np.ndarray:
-        blk, n = _blocks(self.element.dequantize(q.codes).astype(_F32), self.block_size)
-        s = self.scale_format.dequantize(q.scales).astype(_F32)
+    def _dequantize_plan(self, q: BlockQuantized) -> BlockDequantizePlan:
+        return BlockDequantizePlan(self, q, self.element._dequantize_plan(q.codes), self.scale_format._dequantize_plan(q.scales))
+
+    def _decode(self, values: np.ndarray, plan: BlockDequantizePlan) -> np.ndarray:
+        q = plan.quantized
+        blk, n = _blocks(values.astype(_F32), self.block_size)
+        s = execute_dequantize(plan.scales).astype(_F32)
         out = np.multiply(np.multiply(blk, s[..., None], dtype=_F32), q.tensor_scale, dtype=_F32)
         return _unblock(out, n, q.shape).astype(np.float64)
 
 
+def _element_formats() -> dict[str, ElementFormat]:
+    return {n: _CONSTRUCTIONS[s.construction](s) for n, s in FORMAT_SPECS.items() if isinstance(s, ElementSpec)}
+
+
+def _block_format(spec: BlockSpec, elements: dict[str, ElementFormat]) -> _BlockFormat:
+    el = elements[spec.element]
+    if spec.structure == "absmax":
+        return AbsmaxBlockFormat(spec.name, el, spec.block_size)
+    if spec.structure == "mx":
+        return MXFormat(spec.name, el, spec.emax_elem, spec.block_size, spec.scale_rule)
+    return NVFP4Format(spec.name, el, elements[spec.scale], spec.block_size)
+
+
 _ELEMENTS = _element_formats()
-
-
-def _block_formats() -> dict:
-    el = _ELEMENTS
-    return {
-        "nf4_absmax64": AbsmaxBlockFormat("nf4_absmax64", el["nf4"], 64),
-        "fp4_bnb_absmax64": AbsmaxBlockFormat("fp4_bnb_absmax64", el["fp4_bnb"], 64),
-        "mxfp8_e4m3": MXFormat("mxfp8_e4m3", el["float8_e4m3fn"], 8),
-        "mxfp8_e5m2": MXFormat("mxfp8_e5m2", el["float8_e5m2"], 15),
-        "mxfp6_e2m3": MXFormat("mxfp6_e2m3", el["float6_e2m3fn"], 2),
-        "mxfp6_e3m2": MXFormat("mxfp6_e3m2", el["float6_e3m2fn"], 4),
-        "mxfp4": MXFormat("mxfp4", el["float4_e2m1fn"], 2),
-        "nvfp4": NVFP4Format(),
-    }
-
-
-_FORMATS = {**_ELEMENTS, **_block_formats()}
-FORMAT_NAMES = tuple(_FORMATS)
-
-
-def format_names() -> tuple[str, ...]:
-    return FORMAT_NAMES
+_FORMATS = {**_ELEMENTS, **{n: _block_format(s, _ELEMENTS) for n, s in FORMAT_SPECS.items() if isinstance(s, BlockSpec)}}
 
 
 def get_format(name: str, **options):
-    """DEF-FORMAT-ELEMENT — the format called ``name`` (see ``natprec formats``).
+    """DEF-FORMAT-ELEMENT — the format called ``name`` or one of its aliases (see ``natprec formats``).
 
     Options: ``block_size=`` for absmax/MX/NVFP4 formats, ``scale_rule=`` for MX.
     """
-    if not isinstance(name, str):
-        raise UnknownFormatError(f"format name must be a string; got {name!r}", value=name)
-    key = name.strip().lower().replace("-", "_")
-    if key not in _FORMATS:
-        raise UnknownFormatError(f"unknown format {name!r}; known: {', '.join(FORMAT_NAMES)}", value=name)
+    key = canonical_name(name)
     fmt = _FORMATS[key]
     if not options:
         return fmt
@@ -588,7 +592,7 @@ def get_format(name: str, **options):
                         options.get("scale_rule", fmt.scale_rule))
     if "scale_rule" in options:
         raise InvalidParameterError("nvfp4 has no scale_rule", value=options["scale_rule"])
-    return NVFP4Format(fmt.name, options.get("block_size", fmt.block_size))
+    return NVFP4Format(fmt.name, fmt.element, fmt.scale_format, options.get("block_size", fmt.block_size))
 
 
 @lru_cache(maxsize=32)
@@ -600,7 +604,9 @@ def _codebook_format(cb: Codebook) -> ElementFormat:
     return ElementFormat(cb.name, cb, nbits=nbits, description="user codebook")
 
 
-def _resolve(fmt):
+def resolve_format(fmt) -> ElementFormat | AbsmaxBlockFormat | MXFormat | NVFP4Format:
+    """DEF-FORMAT-ELEMENT — the format object of a format name, a :class:`Codebook` (an element format with no
+    signed zero, saturating) or a format object."""
     if isinstance(fmt, str):
         return get_format(fmt)
     if isinstance(fmt, Codebook):
@@ -610,31 +616,130 @@ def _resolve(fmt):
     raise UnknownFormatError(f"expected a format name, Codebook or format object; got {type(fmt).__name__}", value=fmt)
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Plans: quantize = execute_quantize(prepare_quantize(...)), dequantize likewise (spec/00-conventions.md).
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuantizePlan:
+    """DEF-QUANTIZE — an element-format quantization whose checks have all passed.
+
+    ``x``: the input as accepted (DEF-DOMAIN), NaN mask ``nan``; ``codebook``: the
+    codebook quantized against (the format's, or its ``extended`` one when not
+    saturating) and its ``thresholds`` in x's dtype for ``tie`` (DEF-QUANTIZE).
+    """
+
+    format: ElementFormat
+    x: np.ndarray
+    tie: str
+    saturate: bool
+    nan: np.ndarray
+    codebook: Codebook
+    thresholds: np.ndarray
+
+
+@dataclass(frozen=True)
+class BlockQuantizePlan:
+    """DEF-FORMAT-BLOCK-ABSMAX / DEF-FORMAT-MX / DEF-FORMAT-NVFP4 — a block quantization whose checks have passed.
+
+    The scales are computed; ``elements`` quantizes the block-scaled values (blocked
+    along the last axis, ``n`` = its length before padding) with the element format.
+    """
+
+    format: _BlockFormat
+    shape: tuple
+    n: int
+    scales: np.ndarray
+    tensor_scale: np.float32 | None
+    elements: QuantizePlan
+
+
+def prepare_quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_policy: str = "raise"):
+    """DEF-QUANTIZE — every check of :func:`quantize`, in its order; returns a QuantizePlan or BlockQuantizePlan."""
+    f = resolve_format(fmt)
+    if isinstance(f, ElementFormat):
+        return f._quantize_plan(x, tie, saturate, nan_policy)
+    if saturate is False:
+        raise InvalidParameterError(f"block format {f.name} always saturates", value=saturate)
+    check_nan_policy(nan_policy, ("raise",))
+    return f._quantize_plan(x, tie)
+
+
+def execute_quantize(plan: QuantizePlan | BlockQuantizePlan):
+    """DEF-QUANTIZE — the reference executor: the encodings (or BlockQuantized) a prepared plan stands for."""
+    if isinstance(plan, BlockQuantizePlan):
+        codes = execute_quantize(plan.elements)
+        return BlockQuantized(plan.format.name, _unblock(codes, plan.n, plan.shape), plan.scales, plan.tensor_scale, plan.shape)
+    f, arr, cb = plan.format, plan.x, plan.codebook
+    cd = f.code_dtype
+    lay = layout_of(arr.dtype)
+    idx = nearest_index(arr, cb, plan.tie)
+    # Not saturating, beyond the overflow midpoint (and ±Inf): the virtual codeword's code, ±Inf or NaN for e4m3fn.
+    codes = cb.encodings[idx.ravel()].reshape(idx.shape).astype(cd)
+    signbit = (np.ascontiguousarray(arr).view(lay.uint).reshape(arr.shape) >> lay.uint(lay.nbits - 1)).astype(bool)
+    if f.signed_zero and f.zero_index >= 0:
+        zero_code = cd(f.codebook.encodings[f.zero_index])
+        neg_zero = signbit & (codes == zero_code)
+        codes = np.where(neg_zero, codes | cd(1 << f.sign_bit), codes).astype(cd)
+    if plan.nan.any():
+        canon = cd(f.nan_code)
+        sign = cd(1 << f.sign_bit)
+        codes = np.where(plan.nan, np.where(signbit, canon | sign, canon), codes).astype(cd)
+    return codes
+
+
+@dataclass(frozen=True)
+class DequantizePlan:
+    """DEF-QUANTIZE — integer codes of an element format, every one a valid encoding, and the format's decode table."""
+
+    format: ElementFormat
+    codes: np.ndarray
+    table: np.ndarray
+
+
+@dataclass(frozen=True)
+class BlockDequantizePlan:
+    """DEF-FORMAT-BLOCK-ABSMAX / DEF-FORMAT-MX / DEF-FORMAT-NVFP4 — a BlockQuantized whose element codes
+    (and, for NVFP4, E4M3 scale codes) are valid encodings."""
+
+    format: _BlockFormat
+    quantized: BlockQuantized
+    elements: DequantizePlan
+    scales: DequantizePlan | None
+
+
+def prepare_dequantize(q, fmt) -> DequantizePlan | BlockDequantizePlan:
+    """DEF-QUANTIZE — every check of :func:`dequantize`, in its order."""
+    f = resolve_format(fmt)
+    if isinstance(f, ElementFormat):
+        if isinstance(q, BlockQuantized):
+            raise InvalidParameterError("a BlockQuantized needs its block format", value=q.format)
+    elif not isinstance(q, BlockQuantized) or q.format != f.name:
+        raise InvalidParameterError(
+            f"format {f.name} dequantizes a BlockQuantized of the same format; got {type(q).__name__}",
+            value=getattr(q, "format", type(q).__name__),
+        )
+    return f._dequantize_plan(q)
+
+
+def execute_dequantize(plan: DequantizePlan | BlockDequantizePlan) -> np.ndarray:
+    """DEF-QUANTIZE — the reference executor: the float64 values a prepared plan stands for."""
+    if isinstance(plan, BlockDequantizePlan):
+        return plan.format._decode(execute_dequantize(plan.elements), plan)
+    c = plan.codes
+    return plan.table[c.astype(np.int64).ravel()].reshape(c.shape)
+
+
 def quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_policy: str = "raise"):
     """DEF-QUANTIZE — quantize ``x`` with a format name, format object or :class:`Codebook`.
 
     Element formats and codebooks return an unsigned integer array of encodings
     (x's shape); block formats return a :class:`BlockQuantized`.
     """
-    f = _resolve(fmt)
-    if isinstance(f, ElementFormat):
-        return f.quantize(x, tie=tie, saturate=saturate, nan_policy=nan_policy)
-    if saturate is False:
-        raise InvalidParameterError(f"block format {f.name} always saturates", value=saturate)
-    check_nan_policy(nan_policy, ("raise",))
-    return f.quantize(x, tie=tie)
+    return execute_quantize(prepare_quantize(x, fmt, tie=tie, saturate=saturate, nan_policy=nan_policy))
 
 
 def dequantize(q, fmt) -> np.ndarray:
     """DEF-QUANTIZE — reconstructed values (float64) of codes or a :class:`BlockQuantized`."""
-    f = _resolve(fmt)
-    if isinstance(f, ElementFormat):
-        if isinstance(q, BlockQuantized):
-            raise InvalidParameterError("a BlockQuantized needs its block format", value=q.format)
-        return f.dequantize(q)
-    if not isinstance(q, BlockQuantized) or q.format != f.name:
-        raise InvalidParameterError(
-            f"format {f.name} dequantizes a BlockQuantized of the same format; got {type(q).__name__}",
-            value=getattr(q, "format", type(q).__name__),
-        )
-    return f.dequantize(q)
+    return execute_dequantize(prepare_dequantize(q, fmt))

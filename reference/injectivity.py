@@ -113,10 +113,10 @@ def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", 
     ``nan_policy``: ``"raise"`` or ``"omit"``.  ``max_listed`` caps the listed
     collisions (largest first by element count); the counts are always complete.
     """
-    from .formats import ElementFormat, _resolve
+    from .formats import ElementFormat, resolve_format
 
     check_nan_policy(nan_policy, ("raise", "omit"))
-    f = _resolve(fmt)
+    f = resolve_format(fmt)
     arr = as_float_array(x)
     nan = nan_mask(arr)
     if nan_policy == "raise":
@@ -164,7 +164,7 @@ def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", 
         )
     support = realized_support(arr, nan_policy="raise")
     el = f if isinstance(f, ElementFormat) else f.element
-    size = len(el.codebook) + (1 if el.signed_zero and el._zero_index >= 0 else 0)  # −0 is a cell of its own
+    size = len(el.codebook) + (1 if el.signed_zero and el.zero_index >= 0 else 0)  # −0 is a cell of its own
     if not isinstance(f, ElementFormat):  # every block has its own copy of the element's cells
         size *= int(np.ceil(arr.shape[-1] / f.block_size)) * (arr.size // arr.shape[-1])
     injective = bool(multi.size == 0)

@@ -6,26 +6,39 @@ from c the difference is the constant gap |c' − c|; otherwise it is
 (c' − x) − (x − c) up to sign.  Every γ is the float64 value nearest the exact
 real γ (round-half-even): error-free transforms decide when float64 is exact,
 rationals handle the rest.
+
+``voronoi_margin`` and ``min_voronoi_margin`` are ``execute_*(prepare_*(...))`` (spec/00-conventions.md).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
 from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan, require_nonempty
-from .codebook import Codebook, exact_gaps, nearest_index
+from .codebook import Codebook, exact_gaps, nearest_index, thresholds
 from .errors import InvalidParameterError
+from .formats import AbsmaxBlockFormat, ElementFormat, MXFormat, NVFP4Format, resolve_format
 
-__all__ = ["voronoi_margin", "min_voronoi_margin", "margin_guarantees_codes", "element_codebook"]
+__all__ = [
+    "MarginPlan",
+    "prepare_voronoi_margin",
+    "execute_voronoi_margin",
+    "voronoi_margin",
+    "MinMarginPlan",
+    "prepare_min_voronoi_margin",
+    "execute_min_voronoi_margin",
+    "min_voronoi_margin",
+    "margin_guarantees_codes",
+    "element_codebook",
+]
 
 
 def element_codebook(fmt) -> Codebook:
-    """The codebook whose cells define margins for a format name, format object or Codebook."""
-    from .formats import _resolve  # formats imports codebook; resolve lazily to keep chapters separate
-
-    f = _resolve(fmt)
+    """DEF-MARGIN — the codebook whose cells define margins for a format name, format object or Codebook."""
+    f = resolve_format(fmt)
     return f.codebook if hasattr(f, "codebook") else f.element.codebook
 
 
@@ -57,18 +70,29 @@ def _side(x, c, cn, gap, toward_up: bool):
     return out
 
 
-def voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> np.ndarray:
-    """DEF-MARGIN — per-element margin γ(x) ≥ 0 as float64, x's shape.
+@dataclass(frozen=True)
+class MarginPlan:
+    """DEF-MARGIN — a margin computation whose checks have all passed.
 
-    ``fmt``: a Codebook, an element format or a block format.  For a block format γ
-    is measured on the block-scaled values in the element codebook's units.
-    ±Inf get the limit of γ (the gap between the two extreme codewords); a
-    one-codeword codebook gives +Inf.  NaN: ``nan_policy`` ``"raise"`` or ``"propagate"`` (γ = NaN).
+    ``x``: the values measured, in the element codebook's units (the input for element
+    formats and codebooks, its block-scaled values for block formats), NaN mask ``nan``;
+    ``codebook`` with its ``thresholds`` in x's dtype for ``tie`` and its ``gaps``
+    (:func:`~natprec.reference.codebook.exact_gaps`).
     """
-    check_nan_policy(nan_policy, ("raise", "propagate"))
-    from .formats import ElementFormat, _resolve
 
-    f = _resolve(fmt)
+    format: ElementFormat | AbsmaxBlockFormat | MXFormat | NVFP4Format
+    x: np.ndarray
+    codebook: Codebook
+    tie: str
+    nan: np.ndarray
+    thresholds: np.ndarray
+    gaps: np.ndarray
+
+
+def prepare_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> MarginPlan:
+    """DEF-MARGIN — every check of :func:`voronoi_margin`, in its order."""
+    check_nan_policy(nan_policy, ("raise", "propagate"))
+    f = resolve_format(fmt)
     if isinstance(f, ElementFormat):
         arr = as_float_array(x)
         cb = f.codebook
@@ -78,16 +102,22 @@ def voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> n
     nan = nan_mask(arr)
     if nan_policy == "raise":
         raise_on_nan(arr, "x", nan)
+    return MarginPlan(f, arr, cb, tie, nan, thresholds(cb, tie, arr.dtype), exact_gaps(cb))  # tie errors here
+
+
+def execute_voronoi_margin(plan: MarginPlan) -> np.ndarray:
+    """DEF-MARGIN — the reference executor: γ of every element of a prepared plan (float64, x's shape)."""
+    arr, cb = plan.x, plan.codebook
     shape = arr.shape
-    idx = nearest_index(arr, cb, tie).ravel().astype(np.intp)
+    idx = nearest_index(arr, cb, plan.tie).ravel().astype(np.intp)
     with np.errstate(invalid="ignore"):  # NaN elements convert to NaN; they are masked below
         x64 = arr.ravel().astype(np.float64)
     v = cb.values
     k = v.size
     gamma = np.full(x64.shape, np.inf)
-    ok = ~nan.ravel()
+    ok = ~plan.nan.ravel()
     if k > 1:
-        gaps = exact_gaps(cb)
+        gaps = plan.gaps
         c = v[idx]
         up = np.flatnonzero(ok & (idx < k - 1))
         dn = np.flatnonzero(ok & (idx > 0))
@@ -99,20 +129,49 @@ def voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> n
     return gamma.reshape(shape)
 
 
-def min_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> float:
-    """DEF-MARGIN — min over elements of γ; ``nan_policy`` may also be ``"omit"`` (drops NaNs, flattening).
+def voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> np.ndarray:
+    """DEF-MARGIN — per-element margin γ(x) ≥ 0 as float64, x's shape.
 
-    Empty input (after omitting) raises EmptyInputError.
+    ``fmt``: a Codebook, an element format or a block format.  For a block format γ
+    is measured on the block-scaled values in the element codebook's units.
+    ±Inf get the limit of γ (the gap between the two extreme codewords); a
+    one-codeword codebook gives +Inf.  NaN: ``nan_policy`` ``"raise"`` or ``"propagate"`` (γ = NaN).
     """
+    return execute_voronoi_margin(prepare_voronoi_margin(x, fmt, tie=tie, nan_policy=nan_policy))
+
+
+@dataclass(frozen=True)
+class MinMarginPlan:
+    """DEF-MARGIN — a min-margin computation whose checks have passed: the margin plan of the elements
+    kept (never empty), or ``None`` when ``nan_policy="propagate"`` met a NaN (the minimum is NaN)."""
+
+    margin: MarginPlan | None
+
+
+def prepare_min_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> MinMarginPlan:
+    """DEF-MARGIN — every check of :func:`min_voronoi_margin`, in its order."""
     check_nan_policy(nan_policy)
     arr = as_float_array(x)
     nan = nan_mask(arr)
     if nan_policy == "omit":
         arr = arr[~nan]  # always flattens, so block formats block the same way with or without NaNs
     elif nan.any() and nan_policy == "propagate":
-        return float("nan")
+        return MinMarginPlan(None)
     require_nonempty(arr, "x")
-    return float(voronoi_margin(arr, fmt, tie=tie).min())
+    return MinMarginPlan(prepare_voronoi_margin(arr, fmt, tie=tie))
+
+
+def execute_min_voronoi_margin(plan: MinMarginPlan) -> float:
+    """DEF-MARGIN — the reference executor: the smallest γ of a prepared plan."""
+    return float("nan") if plan.margin is None else float(execute_voronoi_margin(plan.margin).min())
+
+
+def min_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> float:
+    """DEF-MARGIN — min over elements of γ; ``nan_policy`` may also be ``"omit"`` (drops NaNs, flattening).
+
+    Empty input (after omitting) raises EmptyInputError.
+    """
+    return execute_min_voronoi_margin(prepare_min_voronoi_margin(x, fmt, tie=tie, nan_policy=nan_policy))
 
 
 def margin_guarantees_codes(x, fmt, eta: float, *, tie: str = "even") -> bool:

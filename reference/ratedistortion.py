@@ -16,6 +16,7 @@ from scipy import optimize, special
 from . import ggd
 from .codebook import Codebook, nearest_index
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
+from .registry import NF4_VALUES
 
 __all__ = [
     "LOG_CONCAVE_GAP_BITS",
@@ -28,6 +29,7 @@ __all__ = [
     "blahut_arimoto_at_distortion",
     "blahut_arimoto_loop",
     "DiscreteSource",
+    "ggd_quantile_abs",
     "discretise_ggd",
     "RDResult",
     "rate_distortion_ggd",
@@ -528,8 +530,8 @@ SOURCE_TAIL_MASS = 1e-10
 OUTPUT_TAIL_MASS = 1e-6
 
 
-def _ggd_quantile_abs(tail_mass: float, beta: float, alpha: float) -> float:
-    # |x| with P(|X| > |x|) = tail_mass, from the inverse regularized upper incomplete gamma.
+def ggd_quantile_abs(tail_mass: float, beta: float, alpha: float) -> float:
+    """DEF-RD-CONTINUOUS — |x| with P(|X| > |x|) = tail_mass for GGD(β, α), from the inverse regularized upper incomplete gamma."""
     return alpha * float(special.gammainccinv(1.0 / beta, tail_mass)) ** (1.0 / beta)
 
 
@@ -543,8 +545,8 @@ def discretise_ggd(beta, n_x: int = 1401, n_y: int = 451, alpha=None) -> Discret
     for name, n in (("n_x", n_x), ("n_y", n_y)):
         if int(n) != n or n < 3:
             raise InvalidParameterError(f"{name} must be an integer ≥ 3; got {n!r}", value=n)
-    lx = _ggd_quantile_abs(SOURCE_TAIL_MASS, b, a)
-    ly = _ggd_quantile_abs(OUTPUT_TAIL_MASS, b, a)
+    lx = ggd_quantile_abs(SOURCE_TAIL_MASS, b, a)
+    ly = ggd_quantile_abs(OUTPUT_TAIL_MASS, b, a)
     x = np.linspace(-lx, lx, int(n_x))
     h = x[1] - x[0]
     edges = np.concatenate([[-np.inf], x[:-1] + h / 2, [np.inf]])
@@ -814,9 +816,9 @@ def format_operating_point(samples, fmt, *, h_bits=None) -> OperatingPoint:
     including the scales; index entropy of the element codes.  ``h_bits`` (e.g. the
     fitted GGD's differential entropy) gives the gaps to R_SLB at the measured MSE.
     """
-    from .formats import ElementFormat, _resolve
+    from .formats import ElementFormat, resolve_format
 
-    f = _resolve(fmt)
+    f = resolve_format(fmt)
     if isinstance(f, ElementFormat):
         return operating_point(f.codebook, SampleSource(samples), scale="mse", h_bits=h_bits)
     x = np.asarray(samples)
@@ -916,7 +918,7 @@ def ecsq_uniform(step, source: GGDSource) -> ECSQPoint:
     if st <= 0:
         raise InvalidParameterError(f"step must be > 0; got {st!r}", value=st)
     b, a = source.params()
-    reach = _ggd_quantile_abs(1e-16, b, a)
+    reach = ggd_quantile_abs(1e-16, b, a)
     kmax = int(math.ceil(reach / st)) + 1
     cb = Codebook(st * np.arange(-kmax, kmax + 1, dtype=np.float64), name="ecsq")
     m0, _, mse = _cells_analytic(cb.values, 1.0, b, a)
@@ -962,14 +964,6 @@ def price_of_uniformity_bits(levels: int, source: GGDSource) -> dict:
         "price_bits": 0.5 * math.log2(d_uni / lm.mse),
         "converged": lm.converged,
     }
-
-
-NF4_VALUES = (
-    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
-    -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
-    0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
-    0.7229568362236023, 1.0,
-)  # fmt: skip
 
 
 def nf4_mismatch(beta, codebook=None) -> dict:

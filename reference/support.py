@@ -4,6 +4,8 @@ Chapter: spec/01-support.md.  The support is found by sorting integer keys
 (IEEE totalOrder) and counting key changes — for 16-bit dtypes by a 65536-bin
 count — so the result never depends on float comparison quirks, and no float64
 copy of the input is made.
+
+``realized_support`` and ``support_size`` execute one prepared :class:`SupportPlan` (spec/00-conventions.md).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
 
 __all__ = [
     "Support",
+    "SupportPlan",
+    "prepare_support",
+    "execute_realized_support",
+    "execute_support_size",
     "realized_support",
     "support_size",
     "natural_precision",
@@ -80,54 +86,71 @@ def _run_starts(s: np.ndarray) -> np.ndarray:
     return flags
 
 
-def _prepare(x, by: str, nan_policy: str):
-    """Validate, apply nan_policy; return (layout, sorted canonical array, NaN count, is_key).
+@dataclass(frozen=True)
+class SupportPlan:
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — a support computation whose checks have all passed.
 
-    16-bit dtypes are not sorted (a 65536-bin count is cheaper); they return their keys unsorted.
-    By value for 32/64-bit floats the floats themselves are sorted (NaNs sort last) and runs are
-    split by IEEE ==, which is the definition: −0.0 and +0.0 share a run.
+    ``x``: the flattened input (DEF-DOMAIN) with ``nan_policy`` applied (NaNs dropped under
+    ``"omit"``); ``by``: ``"value"`` or ``"bits"``; ``nan``: the NaN mask of x when x keeps
+    NaNs (``"propagate"``), else None; ``n_nan``: their number.
     """
+
+    x: np.ndarray
+    by: str
+    nan: np.ndarray | None
+    n_nan: int
+
+
+def prepare_support(x, *, by: str = "value", nan_policy: str = "raise") -> SupportPlan:
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — every check of :func:`realized_support` and :func:`support_size`, in their order."""
     if by not in ("value", "bits"):
         raise InvalidParameterError(f"by must be 'value' or 'bits'; got {by!r}", value=by)
     check_nan_policy(nan_policy)
     arr = as_float_array(x).ravel()
-    lay = layout_of(arr.dtype)
     nan = nan_mask(arr)
     n_nan = int(np.count_nonzero(nan))
     if n_nan and nan_policy == "raise":
         raise_on_nan(arr, "x", nan)
     if n_nan and nan_policy == "omit":
         arr, nan, n_nan = arr[~nan], None, 0
-    if by == "value" and lay.nbits > 16:
-        return lay, np.sort(arr), n_nan, False
-    key = _canonical_bits(arr, lay, by, nan if n_nan else None)
-    return lay, (key if lay.nbits == 16 else np.sort(key)), n_nan, True
+    return SupportPlan(arr, by, nan if n_nan else None, n_nan)
 
 
-def support_size(x, *, by: str = "value", nan_policy: str = "raise") -> int:
-    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — |supp(x)| without materialising the support."""
-    return _count(x, by, nan_policy)
+def _sorted(plan: SupportPlan):
+    """(layout, sorted canonical array, is_key) of a plan.
+
+    16-bit dtypes are not sorted (a 65536-bin count is cheaper); they return their keys unsorted.
+    By value for 32/64-bit floats the floats themselves are sorted (NaNs sort last) and runs are
+    split by IEEE ==, which is the definition: −0.0 and +0.0 share a run.
+    """
+    arr = plan.x
+    lay = layout_of(arr.dtype)
+    if plan.by == "value" and lay.nbits > 16:
+        return lay, np.sort(arr), False
+    key = _canonical_bits(arr, lay, plan.by, plan.nan)
+    return lay, (key if lay.nbits == 16 else np.sort(key)), True
 
 
-def _count(x, by: str, nan_policy: str) -> int:
-    lay, s, n_nan, is_key = _prepare(x, by, nan_policy)
+def execute_support_size(plan: SupportPlan) -> int:
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — the reference executor: |supp| of a prepared plan."""
+    lay, s, is_key = _sorted(plan)
     if lay.nbits == 16:
         return int(np.count_nonzero(np.bincount(s)))
     if is_key:
         return int(np.count_nonzero(_run_starts(s)))
+    n_nan = plan.n_nan
     return int(np.count_nonzero(_run_starts(s[: s.size - n_nan]))) + (1 if n_nan else 0)
 
 
-def realized_support(x, *, by: str = "value", nan_policy: str = "raise") -> Support:
-    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — the realized support of ``x``.
+def support_size(x, *, by: str = "value", nan_policy: str = "raise") -> int:
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — |supp(x)| without materialising the support."""
+    return execute_support_size(prepare_support(x, by=by, nan_policy=nan_policy))
 
-    ``by="value"``: IEEE equality, except that all NaNs form one element (kept
-    under ``nan_policy="propagate"``); −0.0 and +0.0 are one element, reported as +0.0.
-    ``by="bits"``: distinct bit patterns (−0.0 ≠ +0.0, each NaN payload distinct).
-    ``nan_policy``: ``"raise"`` (NaNInputError), ``"omit"`` (drop NaNs) or
-    ``"propagate"`` (NaNs are support elements, ordered by totalOrder; by value one +NaN, last).
-    """
-    lay, s, n_nan, is_key = _prepare(x, by, nan_policy)
+
+def execute_realized_support(plan: SupportPlan) -> Support:
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — the reference executor: the support of a prepared plan."""
+    lay, s, is_key = _sorted(plan)
+    n_nan = plan.n_nan
     if lay.nbits == 16:
         counts = np.bincount(s)
         keys = np.flatnonzero(counts).astype(lay.uint)
@@ -146,7 +169,19 @@ def realized_support(x, *, by: str = "value", nan_policy: str = "raise") -> Supp
                 cnt = np.append(cnt, n_nan)
     vals.flags.writeable = False
     cnt.flags.writeable = False
-    return Support(values=vals, counts=cnt, by=by)
+    return Support(values=vals, counts=cnt, by=plan.by)
+
+
+def realized_support(x, *, by: str = "value", nan_policy: str = "raise") -> Support:
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — the realized support of ``x``.
+
+    ``by="value"``: IEEE equality, except that all NaNs form one element (kept
+    under ``nan_policy="propagate"``); −0.0 and +0.0 are one element, reported as +0.0.
+    ``by="bits"``: distinct bit patterns (−0.0 ≠ +0.0, each NaN payload distinct).
+    ``nan_policy``: ``"raise"`` (NaNInputError), ``"omit"`` (drop NaNs) or
+    ``"propagate"`` (NaNs are support elements, ordered by totalOrder; by value one +NaN, last).
+    """
+    return execute_realized_support(prepare_support(x, by=by, nan_policy=nan_policy))
 
 
 def _ceil_log2(n: int) -> int:
@@ -162,7 +197,7 @@ def natural_precision(x=None, *, support_size: int | None = None, by: str = "val
     if (x is None) == (support_size is None):
         raise InvalidParameterError("pass exactly one of x or support_size", value=(x is None, support_size))
     if support_size is None:
-        n = _count(x, by, nan_policy)
+        n = execute_support_size(prepare_support(x, by=by, nan_policy=nan_policy))
     else:
         if isinstance(support_size, bool) or not isinstance(support_size, (int, np.integer)):
             raise InvalidParameterError(f"support_size must be an integer; got {support_size!r}", value=support_size)

@@ -16,6 +16,7 @@ natprec.reference bit for bit:
 """
 
 import shutil
+import threading
 from fractions import Fraction
 
 import ml_dtypes
@@ -157,15 +158,35 @@ def test_zero_d_input_gives_zero_d_output(hosted, dtype, fmt, v):
 
 
 def test_backend_override_is_use_backend_only(host):
-    # The only override is use_backend's (process-wide); no thread-local backend is consulted.
-    acc._state.backend = host
-    try:
-        assert acc._override() is None
-        with acc.use_backend(host):
-            assert acc._override() is host
-        assert acc._override() is None
-    finally:
-        del acc._state.backend
+    # The only override is use_backend's, and it is process-wide: another thread sees it too.
+    seen = []
+    assert acc.backend_override() is None
+    with acc.use_backend(host):
+        t = threading.Thread(target=lambda: seen.append(acc.backend_override()))
+        t.start()
+        t.join()
+        assert acc.backend_override() is host
+    assert seen == [host] and acc.backend_override() is None
+
+
+HOST_CALLS = [
+    ("float64 input", "quantize", (np.array([0.3, -2.0]), "nf4"), {}),
+    ("block formats", "quantize", (np.ones(40, np.float32), "mxfp4"), {}),
+    ("block formats", "voronoi_margin", (np.ones(40, np.float32), "nf4_absmax64"), {}),
+    ("codebook", "voronoi_margin", (np.array([1.0], np.float32), ref.Codebook([0.0, 2.0**1001])), {}),
+    ("support of float32/float64", "realized_support", (np.array([1.0, 1.0, 2.0], np.float32),), {}),
+    ("NaN result", "min_voronoi_margin", (np.array([np.nan, 1.0], np.float32), "nf4"), {"nan_policy": "propagate"}),
+    ("float64 input", "discretized_histogram", (np.array([0.3, 2.5]), 0.5), {}),
+    ("injectivity_report", "injectivity_report", (np.array([0.3, 2.5], np.float32), "nf4"), {}),
+    ("entropy_bits_from_counts", "entropy_bits_from_counts", (np.array([3, 1]),), {}),
+]
+
+
+@pytest.mark.parametrize("reason, fn, args, kw", HOST_CALLS, ids=[f"{c[1]}-{i}" for i, c in enumerate(HOST_CALLS)])
+def test_host_paths_run_the_reference_and_say_why(hosted, reason, fn, args, kw):
+    got = getattr(hosted, fn)(*args, **kw)
+    assert hosted.last_path() == f"host:{reason}" and reason in acc.HOST_PATHS
+    _same(got, getattr(ref, fn)(*args, **kw), f"{fn} on the host")
 
 
 @pytest.mark.spec("DEF-MARGIN")

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 from natprec.reference import dequantize, get_format, quantize
-from natprec.reference.errors import InvalidParameterError, MissingDependencyError, NonFiniteInputError
+from natprec.reference.errors import InvalidParameterError, MissingDependencyError, NonFiniteInputError, UnknownFormatError
 
 torch = pytest.importorskip("torch", reason="natprec.model needs torch (pip install natprec[torch])")
 
 from natprec.cli.report import SiteMeasurementError, add_parser  # noqa: E402
 from natprec.model import (  # noqa: E402
+    DEFAULT_FORMATS,
     MeasuredModel,
     Runner,
     backward_sensitivity,
@@ -81,7 +82,7 @@ def test_sites_named_by_module_path_and_selected_by_pattern():
 
 
 @pytest.mark.spec("DEF-SITE-QUANTIZE")
-@pytest.mark.parametrize("name", ["int4", "int8", "nf4", "fp4", "mxfp4", "nvfp4"])
+@pytest.mark.parametrize("name", ["int4", "int8", "nf4_absmax64", "fp4_bnb_absmax64", "mxfp4", "nvfp4"])
 def test_site_quantization_is_the_reference(name):
     x = np.random.default_rng(3).standard_normal((12, 70)).astype(np.float32) * 3
     got = site_format(name).quantize_dequantize(x, per_channel=True)
@@ -93,8 +94,7 @@ def test_site_quantization_is_the_reference(name):
         want = np.multiply(dequantize(quantize(y, ref), ref).astype(np.float32), s, dtype=np.float32)
         assert np.array_equal(quantize(y, ref), quantize(y, site_format(name).element))  # codes bit for bit
     else:
-        f = {"nf4": "nf4_absmax64", "fp4": "fp4_bnb_absmax64"}.get(name, name)
-        want = dequantize(quantize(x, f), f).astype(np.float32)
+        want = dequantize(quantize(x, name), name).astype(np.float32)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
@@ -104,8 +104,21 @@ def test_per_tensor_scale_and_fp8():
     # s = 2/1: y = x/2; 1.0/2 = 0.5 is a tie between codes 0 and 1 and goes to the even code 0.
     got = site_format("int2").quantize_dequantize(x, per_channel=False)
     assert np.array_equal(got, np.array([[0, -2, 0], [0, 0, 0]], dtype=np.float32))
-    fp8 = site_format("fp8").quantize_dequantize(x, per_channel=False)
+    fp8 = site_format("float8_e4m3fn").quantize_dequantize(x, per_channel=False)
     assert fp8.dtype == np.float32 and np.allclose(fp8, x)  # these values are exact in e4m3 after scaling by 2/448
+
+
+def test_a_format_name_means_the_registry_format():
+    # One name, one format, as in the reference and the CLI: nf4 is the NF4 element codebook (here scaled per
+    # channel like every element format), nf4_absmax64 the block format; an alias reports its canonical name.
+    assert site_format("nf4").element is get_format("nf4") and site_format("nf4").bits_per_element == 4.0
+    assert site_format("nf4_absmax64").block is get_format("nf4_absmax64")
+    assert site_format("nf4_absmax64").bits_per_element == 4.5
+    assert site_format("FP8-E4M3").name == "float8_e4m3fn"
+    for name in ("fp4", "fp8"):  # once report-only shorthands for block/element formats; not format names
+        with pytest.raises(UnknownFormatError):
+            site_format(name)
+    assert [site_format(n).name for n in DEFAULT_FORMATS] == list(DEFAULT_FORMATS)
 
 
 @pytest.mark.spec("DEF-FORWARD-SENSITIVITY", "DEF-AMPLIFICATION")
@@ -392,8 +405,8 @@ def test_jacobian_proxy_takes_mapping_batches_as_keywords():
 def test_block_site_format_bits_are_the_formats_own(monkeypatch):
     from natprec.reference.formats import MXFormat
 
-    for name, ref_name in (("nf4", "nf4_absmax64"), ("fp4", "fp4_bnb_absmax64"), ("mxfp4", "mxfp4"), ("nvfp4", "nvfp4")):
-        assert site_format(name).bits_per_element == get_format(ref_name).conventions()["bits_per_element"]
+    for name in ("nf4_absmax64", "fp4_bnb_absmax64", "mxfp4", "nvfp4"):
+        assert site_format(name).bits_per_element == get_format(name).conventions()["bits_per_element"]
     orig = MXFormat.conventions
     monkeypatch.setattr(MXFormat, "conventions", lambda self: {**orig(self), "bits_per_element": 99.0})
     assert site_format("mxfp4").bits_per_element == 99.0  # no table of scale bits in natprec.model

@@ -79,7 +79,7 @@ def lloyd_max_table(betas, levels: int = DEFAULT_LEVELS) -> tuple[dict, list[dic
 
 def _ecsq_cells(d: float, b: float) -> float:
     """Cells ecsq_uniform sums at MSE d (step ≈ √(12d)): its cost."""
-    return 2.0 * rd._ggd_quantile_abs(1e-16, b, ggd.unit_variance_alpha(b)) / math.sqrt(12.0 * d) + 3.0
+    return 2.0 * rd.ggd_quantile_abs(1e-16, b, ggd.unit_variance_alpha(b)) / math.sqrt(12.0 * d) + 3.0
 
 
 def ecsq_table(betas, distortion: float | None = None) -> tuple[dict, list[dict]]:

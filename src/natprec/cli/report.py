@@ -36,7 +36,7 @@ def add_parser(subparsers):
     p.add_argument("--backward-tolerance", type=float, default=DEFAULT_BACKWARD_TOLERANCE, metavar="ε",
                    help=f"relative gradient-quantization tolerance (default {DEFAULT_BACKWARD_TOLERANCE:g})")
     p.add_argument("--formats", default=",".join(DEFAULT_FORMATS), metavar="LIST",
-                   help="comma-separated: intB, 'int' (= int2..int8), nf4, fp4, fp8, or any 'natprec formats' name")
+                   help="comma-separated: intB, 'int' (= int2..int8), or any 'natprec formats' name or alias")
     p.add_argument("--sites", metavar="PATTERN", help="comma-separated glob patterns of site names (default: all)")
     p.add_argument("--kinds", default="weight,input", metavar="LIST", help="site kinds: weight,input,output")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default {DEFAULT_OUT})")

@@ -7,11 +7,14 @@ granularity and the scales:
   2-D view) and per tensor for activations: s = fl32(absmax / (2^(B−1) − 1)),
   y = fl32(x / s), code = nearest integer of the B-bit two's-complement codebook (ties
   to even), x̂ = fl32(code · s).  An all-zero group uses s = 1.
-* any other element format (``fp8`` = float8_e4m3fn): the same with the format's
-  largest finite value in place of 2^(B−1) − 1, converted saturating.
-* block formats (``nf4`` = nf4_absmax64, ``fp4`` = fp4_bnb_absmax64, ``mxfp4``,
-  ``nvfp4``, …): exactly as the reference defines them, blocks along the last axis
-  of the 2-D view (weights: the flattened non-output axes; activations: the feature axis).
+* any other element format (e.g. float8_e4m3fn, or nf4 — the bare NF4 codebook): the
+  same with the format's largest finite value in place of 2^(B−1) − 1, converted saturating.
+* block formats (nf4_absmax64, fp4_bnb_absmax64, mxfp4, nvfp4, …): exactly as the
+  reference defines them, blocks along the last axis of the 2-D view (weights: the
+  flattened non-output axes; activations: the feature axis).
+
+Names are the reference registry's (natprec.reference.registry): an alias resolves to its
+canonical name, which is the name reported.
 
 Activations are quantized per calibration batch tensor (dynamic per-tensor scale).
 """
@@ -22,14 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from natprec.reference import Codebook, ElementFormat, dequantize, get_format, quantize
+from natprec.reference import Codebook, ElementFormat, dequantize, get_format, quantize, resolve_format
 from natprec.reference.errors import InvalidParameterError, UnknownFormatError
 
 __all__ = [
     "SiteFormat",
     "INT_BITS",
     "DEFAULT_FORMATS",
-    "FORMAT_ALIASES",
     "site_format",
     "parse_formats",
     "integer_format",
@@ -38,9 +40,8 @@ __all__ = [
 
 #: Bit-widths of the integer family searched for b*_v(ε).
 INT_BITS = tuple(range(2, 9))
-#: Short names of the report's candidate formats → reference format names.
-FORMAT_ALIASES = {"nf4": "nf4_absmax64", "fp4": "fp4_bnb_absmax64", "fp8": "float8_e4m3fn"}
-DEFAULT_FORMATS = tuple(f"int{b}" for b in INT_BITS) + ("nf4", "fp4", "fp8", "mxfp4", "nvfp4")
+#: The report's candidate formats: the integer family, then reference formats by their canonical names.
+DEFAULT_FORMATS = tuple(f"int{b}" for b in INT_BITS) + ("nf4_absmax64", "fp4_bnb_absmax64", "float8_e4m3fn", "mxfp4", "nvfp4")
 _F32 = np.float32
 
 
@@ -115,9 +116,9 @@ class SiteFormat:
 
 
 def site_format(name) -> SiteFormat:
-    """DEF-SITE-QUANTIZE — the SiteFormat for ``intB``, an alias (nf4, fp4, fp8), a reference format name or a Codebook."""
+    """DEF-SITE-QUANTIZE — the SiteFormat for ``intB``, a reference format name or alias, or a Codebook."""
     if isinstance(name, Codebook):
-        el = ElementFormat(name.name, name, nbits=max(1, int(name.encodings.max()).bit_length()), description="user codebook")
+        el = resolve_format(name)
         return SiteFormat(name.name, float(el.nbits), el, None, None)
     if not isinstance(name, str):
         raise UnknownFormatError(f"format must be a name or a Codebook; got {name!r}", value=name)
@@ -125,13 +126,13 @@ def site_format(name) -> SiteFormat:
     if key.startswith("int") and key[3:].isdigit():
         b = int(key[3:])
         return SiteFormat(key, float(b), integer_format(b), None, b)
-    ref = get_format(FORMAT_ALIASES.get(key, key))
+    ref = get_format(key)
     if isinstance(ref, ElementFormat):
         if ref.max_finite <= 0:
             raise UnknownFormatError(f"format {key!r} has no positive value to scale to", value=name)
-        return SiteFormat(key, float(ref.nbits), ref, None, None)
+        return SiteFormat(ref.name, float(ref.nbits), ref, None, None)
     # Element bits plus the amortised scale bits, as the format states them (and ``natprec formats`` prints).
-    return SiteFormat(key, float(ref.conventions()["bits_per_element"]), None, ref, None)
+    return SiteFormat(ref.name, float(ref.conventions()["bits_per_element"]), None, ref, None)
 
 
 def parse_formats(spec) -> list[SiteFormat]:

@@ -1,0 +1,210 @@
+"""The device backend: CUDA kernels launched through PyCUDA, and the choice of backend that serves launches.
+
+Importable with no driver: PyCUDA is imported inside functions.  ``use_backend`` serves
+launches with another backend (tests: the host build of the kernels' header,
+:class:`natprec.accelerated.host.HostBackend`); otherwise the first launch compiles the
+kernels for the first CUDA device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .plans import ElementPlan
+
+__all__ = [
+    "KERNEL_DIR",
+    "NVCC_OPTIONS",
+    "gpu_available",
+    "backend_override",
+    "use_backend",
+    "current_backend",
+    "CudaBackend",
+]
+
+KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
+#: nvcc options of every kernel (the same as accelerated/compile_kernels.sh).
+NVCC_OPTIONS = ["-std=c++17", "--fmad=false", "-ftz=false", "-prec-div=true", "-prec-sqrt=true"]
+
+_OVERRIDE = [None]  # process-wide, not per thread: use_backend's backend
+_DEVICE = [None]
+
+
+def backend_override():
+    """The backend ``use_backend`` installed (process-wide), or None."""
+    return _OVERRIDE[0]
+
+
+@contextlib.contextmanager
+def use_backend(backend):
+    """Serve launches with ``backend`` (tests: the host build of the kernels' header)."""
+    prev = _OVERRIDE[0]
+    _OVERRIDE[0] = backend
+    try:
+        yield backend
+    finally:
+        _OVERRIDE[0] = prev
+
+
+def gpu_available() -> tuple[bool, str]:
+    """(True, device name) when PyCUDA imports and a CUDA device exists; else (False, why)."""
+    if backend_override() is not None:
+        return True, "host backend (test override)"
+    if os.environ.get("NATPREC_ACCELERATED", "1") == "0":
+        return False, "NATPREC_ACCELERATED=0"
+    try:
+        import pycuda.driver as drv
+    except Exception as exc:  # no PyCUDA, or no libcuda
+        return False, f"PyCUDA is not importable ({type(exc).__name__}: {exc}); the accelerated tier needs a CUDA GPU"
+    try:
+        drv.init()
+        n = drv.Device.count()
+    except Exception as exc:
+        return False, f"CUDA driver unusable ({type(exc).__name__}: {exc})"
+    if n == 0:
+        return False, "no CUDA device"
+    return True, drv.Device(0).name()
+
+
+def current_backend():
+    """The backend that serves launches: ``use_backend``'s, else the CUDA device (RuntimeError without one)."""
+    b = backend_override()
+    if b is not None:
+        return b
+    if _DEVICE[0] is None:
+        ok, why = gpu_available()
+        if not ok:
+            raise RuntimeError(f"natprec.accelerated: no GPU: {why}")
+        _DEVICE[0] = CudaBackend()
+    return _DEVICE[0]
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class CudaBackend:
+    """Kernel launches through PyCUDA.  Modules are compiled once per process."""
+
+    BLOCK = 256
+
+    def __init__(self):
+        import pycuda.autoprimaryctx  # noqa: F401  (primary context: shares the GPU with torch/CuPy)
+        import pycuda.driver as drv
+        import pycuda.gpuarray as ga
+        from pycuda.compiler import SourceModule
+
+        self.drv, self.ga = drv, ga
+        header = (KERNEL_DIR / "natprec_scalar.cuh").read_text()
+        tag = hashlib.sha256(header.encode()).hexdigest()
+        self.mods = {}
+        for name in ("quantize", "dequantize", "support", "histogram"):
+            src = f"// natprec_scalar.cuh sha256 {tag}\n" + (KERNEL_DIR / f"{name}.cu").read_text()
+            self.mods[name] = SourceModule(src, options=list(NVCC_OPTIONS), include_dirs=[str(KERNEL_DIR)],
+                                           no_extern_c=True)
+        sig = "PqPqPIIIIIPPPqPPqPP"
+        self.fq = {}
+        for kind, name in ((0, "np_quantize_f16"), (1, "np_quantize_bf16"), (2, "np_quantize_f32")):
+            f = self.mods["quantize"].get_function(name)
+            f.prepare(sig)
+            self.fq[kind] = f
+        self.fdeq = self.mods["dequantize"].get_function("np_dequantize_gather")
+        self.fdeq.prepare("PqPP")
+        self.fsup = self.mods["support"].get_function("np_support16")
+        self.fsup.prepare("PqiiiP")
+        self.fhb = self.mods["histogram"].get_function("np_hist_bins")
+        self.fhb.prepare("PiqddPPPPPP")
+        self.fhc = self.mods["histogram"].get_function("np_hist_count")
+        self.fhc.prepare("PqqP")
+        self.sms = drv.Context.get_device().get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
+
+    def _grid(self, n: int) -> tuple:
+        g = max(min(_cdiv(max(n, 1), self.BLOCK), self.sms * 16), _cdiv(n, 1 << 30))
+        return (min(g, 2**31 - 1), 1, 1)
+
+    def _up(self, a: np.ndarray):
+        a = np.ascontiguousarray(a)
+        if a.size == 0:
+            a = np.zeros(1, a.dtype)
+        return self.ga.to_gpu(a)
+
+    def device_plan(self, plan: ElementPlan) -> dict:
+        """Upload an element plan's tables (thresholds, encodings, codebook values, gaps)."""
+        d = {"u": self._up(plan.u), "enc": self._up(plan.enc), "v": self._up(plan.v), "gaps": self._up(plan.gaps)}
+        d["mu"] = d["u"] if plan.mu is plan.u else self._up(plan.mu)
+        return d
+
+    def launch_quantize(self, kind, x_ptr, n, plan, dplan, codes_ptr=0, hist_ptr=0, margin_ptr=0, min_ptr=0):
+        """One launch of the fused kernel on device pointers (0 = output not wanted)."""
+        nbins = plan.u.size + 2
+        shared = nbins * 4 if (hist_ptr and nbins <= 4096) else 0
+        self.fq[kind].prepared_call(
+            self._grid(n), (self.BLOCK, 1, 1),
+            int(x_ptr), n, int(dplan["u"].gpudata), plan.u.size, int(dplan["enc"].gpudata), plan.flags,
+            plan.zero_code, plan.sign_code, plan.nan_code, plan.code_mask, int(codes_ptr), int(hist_ptr),
+            int(dplan["mu"].gpudata), plan.mu.size, int(dplan["v"].gpudata), int(dplan["gaps"].gpudata),
+            plan.v.size, int(margin_ptr), int(min_ptr), shared_size=shared)
+
+    def quantize(self, kind, xbits, plan, *, codes=True, hist=False, margin=False, min_margin=False):
+        ga = self.ga
+        n = xbits.size
+        dx = self._up(xbits)
+        dplan = self.device_plan(plan)
+        dcodes = ga.empty(max(n, 1), np.uint16) if codes else None
+        dhist = ga.zeros(plan.u.size + 2, np.uint64) if hist else None
+        dmargin = ga.empty(max(n, 1), np.float64) if margin else None
+        dmin = ga.to_gpu(np.array([np.iinfo(np.uint64).max], np.uint64)) if min_margin else None
+        p = lambda a: 0 if a is None else int(a.gpudata)  # noqa: E731
+        self.launch_quantize(kind, p(dx), n, plan, dplan, p(dcodes), p(dhist), p(dmargin), p(dmin))
+        return (dcodes.get()[:n] if codes else None, dhist.get() if hist else None,
+                dmargin.get()[:n] if margin else None, int(dmin.get()[0]) if min_margin else None)
+
+    def launch_support16(self, kind, x_ptr, n, by_value, omit_nan, counts_ptr):
+        self.fsup.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(x_ptr), n, kind, int(by_value),
+                                int(omit_nan), int(counts_ptr))
+
+    def dequantize(self, codes_u32, table):
+        n = codes_u32.size
+        dc, dt = self._up(codes_u32), self._up(table)
+        out = self.ga.empty(max(n, 1), np.float64)
+        self.fdeq.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(dc.gpudata), n, int(dt.gpudata),
+                                int(out.gpudata))
+        return out.get()[:n]
+
+    def support16(self, kind, bits, by_value, omit_nan):
+        n = bits.size
+        dx = self._up(bits)
+        counts = self.ga.zeros(1 << 16, np.uint64)
+        self.launch_support16(kind, dx.gpudata, n, by_value, omit_nan, counts.gpudata)
+        return counts.get()
+
+    def hist_bins(self, kind, xbits, origin, delta):
+        ga = self.ga
+        n = xbits.size
+        dx = self._up(xbits)
+        dk = ga.empty(max(n, 1), np.int64)
+        kmin = ga.to_gpu(np.array([np.iinfo(np.int64).max], np.int64))
+        kmax = ga.to_gpu(np.array([np.iinfo(np.int64).min], np.int64))
+        nnear = ga.zeros(1, np.uint64)
+        near = ga.empty(max(n, 1), np.int64)
+        nbad = ga.zeros(1, np.uint64)
+        self.fhb.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(dx.gpudata), kind, n, float(origin),
+                               float(delta), int(dk.gpudata), int(kmin.gpudata), int(kmax.gpudata),
+                               int(nnear.gpudata), int(near.gpudata), int(nbad.gpudata))
+        if int(nbad.get()[0]):
+            return None
+        lo, hi = int(kmin.get()[0]), int(kmax.get()[0])
+        m = int(nnear.get()[0])
+        near_idx = np.sort(near.get()[:m])
+        if hi - lo < (1 << 24):
+            counts = ga.zeros(hi - lo + 1, np.uint64)
+            self.fhc.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(dk.gpudata), n, lo, int(counts.gpudata))
+            k_near = dk.get()[near_idx] if m else np.zeros(0, np.int64)  # small: one gather on the host
+            return "dense", lo, counts.get(), near_idx, k_near
+        k = dk.get()[:n]
+        return "full", lo, k, near_idx, k[near_idx]

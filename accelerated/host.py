@@ -1,0 +1,88 @@
+"""The host-build backend: the tier's launches served by the g++ build of natprec_scalar.cuh.
+
+accelerated/host_harness.cpp runs the kernels' per-element functions in serial loops; it is
+loaded with ctypes.  Used by tests/test_accelerated_host.py through ``use_backend``, so the
+tier's own host logic runs exactly as it does with a GPU.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from .device import KERNEL_DIR
+
+__all__ = ["build_host_library", "HostBackend"]
+
+
+def build_host_library(out_dir, cxx: str = "g++") -> Path:
+    """Compile accelerated/host_harness.cpp into ``out_dir``; returns the shared library's path."""
+    here = Path(__file__).resolve().parent
+    lib = Path(out_dir) / "libnatprec_host.so"
+    cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Wextra", "-Werror",
+           "-shared", "-fPIC", "-I", str(KERNEL_DIR), str(here / "host_harness.cpp"), "-o", str(lib)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return lib
+
+
+class HostBackend:
+    """Serves the tier's launches with the host build of the kernels' header (serial loops)."""
+
+    def __init__(self, lib_path):
+        import ctypes as C
+
+        self.C = C
+        self.lib = C.CDLL(str(lib_path))
+        P, q, u32, i, d = C.c_void_p, C.c_int64, C.c_uint32, C.c_int, C.c_double
+        self.lib.hh_quantize.argtypes = [i, P, q, P, q, P, u32, u32, u32, u32, u32, P, P, P, q, P, P, q, P, P]
+        self.lib.hh_quantize.restype = None
+        self.lib.hh_to_f32.argtypes = [i, P, q, P]
+        self.lib.hh_margin_f64.argtypes = [P, q, P, q, P, P, q, P]
+        self.lib.hh_sum3.argtypes = [d, d, d]
+        self.lib.hh_sum3.restype = d
+        self.lib.hh_support16.argtypes = [P, q, i, i, i, P]
+        self.lib.hh_hist_bins.argtypes = [i, P, q, d, d, P, P]
+
+    @staticmethod
+    def _p(a):
+        return None if a is None else a.ctypes.data
+
+    def quantize(self, kind, xbits, plan, *, codes=True, hist=False, margin=False, min_margin=False):
+        n = xbits.size
+        xb = np.ascontiguousarray(xbits)
+        c = np.empty(n, np.uint16) if codes else None
+        h = np.zeros(plan.u.size + 2, np.uint64) if hist else None
+        g = np.empty(n, np.float64) if margin else None
+        mk = np.array([np.iinfo(np.uint64).max], np.uint64) if min_margin else None
+        mu_ptr = plan.u.ctypes.data if plan.mu is plan.u else plan.mu.ctypes.data
+        self.lib.hh_quantize(kind, xb.ctypes.data, n, plan.u.ctypes.data, plan.u.size, plan.enc.ctypes.data,
+                             plan.flags, plan.zero_code, plan.sign_code, plan.nan_code, plan.code_mask,
+                             self._p(c), self._p(h), mu_ptr, plan.mu.size, plan.v.ctypes.data,
+                             plan.gaps.ctypes.data if plan.gaps.size else None, plan.v.size, self._p(g), self._p(mk))
+        return c, h, g, (int(mk[0]) if min_margin else None)
+
+    def dequantize(self, codes_u32, table):
+        return np.asarray(table, dtype=np.float64)[codes_u32]  # a gather has no arithmetic to test
+
+    def support16(self, kind, bits, by_value, omit_nan):
+        counts = np.zeros(1 << 16, np.uint64)
+        b = np.ascontiguousarray(bits)
+        self.lib.hh_support16(b.ctypes.data, b.size, kind, int(by_value), int(omit_nan), counts.ctypes.data)
+        return counts
+
+    def hist_bins(self, kind, xbits, origin, delta):
+        n = xbits.size
+        xb = np.ascontiguousarray(xbits)
+        k = np.empty(n, np.int64)
+        st = np.empty(n, np.int32)
+        self.lib.hh_hist_bins(kind, xb.ctypes.data, n, origin, delta, k.ctypes.data, st.ctypes.data)
+        if (st == 2).any():
+            return None
+        near_idx = np.flatnonzero(st == 1)
+        lo, hi = int(k.min()), int(k.max())
+        if hi - lo < (1 << 24):
+            counts = np.bincount(k - lo, minlength=hi - lo + 1).astype(np.uint64)
+            return "dense", lo, counts, near_idx, k[near_idx]
+        return "full", lo, k, near_idx, k[near_idx]

@@ -1,0 +1,71 @@
+"""Kernel parameters from the reference's plans (shared by the device and the host build).
+
+The reference prepares (``natprec.reference.prepare_*``): every check, the thresholds and
+the quantizing codebook.  This module only lays a prepared element-format plan out as the
+arguments of the fused kernel (accelerated/kernels/quantize.cu).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+import natprec.reference as ref
+from natprec.reference.codebook import exact_gaps
+
+__all__ = ["KIND", "ElementPlan", "element_plan", "device_ok", "bits_of"]
+
+#: input dtypes with kernels -> the `kind` argument of the kernels (NP_F16, NP_BF16, NP_F32)
+KIND = {np.dtype(np.float16): 0, np.dtype(ml_dtypes.bfloat16): 1, np.dtype(np.float32): 2}
+
+
+@dataclass(frozen=True)
+class ElementPlan:
+    """The fused kernel's arguments for one element format, tie rule, input dtype and saturation."""
+
+    u: np.ndarray  # float32 thresholds of the quantizing codebook (base, or extended when not saturating)
+    enc: np.ndarray  # uint16: that codebook's encodings cast to the format's code dtype
+    flags: int  # bit 0: signed zero; bit 1: NaN code
+    zero_code: int
+    sign_code: int
+    nan_code: int
+    code_mask: int
+    code_dtype: type
+    mu: np.ndarray  # float32 thresholds of the base codebook (margins); `is u` when the same
+    v: np.ndarray  # float64 base codebook values
+    gaps: np.ndarray  # float64 exact gaps rounded once
+
+
+def element_plan(plan: ref.QuantizePlan | ref.MarginPlan) -> ElementPlan:
+    """Kernel parameters of a reference QuantizePlan or MarginPlan of an element format (thresholds exact in float32)."""
+    f = plan.format
+    cd = f.code_dtype
+    base = f.codebook
+    u = np.ascontiguousarray(plan.thresholds.astype(np.float32))
+    mu = u if plan.codebook is base else np.ascontiguousarray(ref.thresholds(base, plan.tie, plan.x.dtype).astype(np.float32))
+    flags = 0
+    zero_code = sign_code = nan_code = 0
+    if f.sign_bit is not None:
+        sign_code = int(cd(1 << f.sign_bit))
+    if f.signed_zero and f.zero_index >= 0:
+        flags |= 1
+        zero_code = int(cd(base.encodings[f.zero_index]))
+    if f.nan_code is not None:
+        flags |= 2
+        nan_code = int(cd(f.nan_code))
+    return ElementPlan(u=u, enc=np.ascontiguousarray(plan.codebook.encodings.astype(cd).astype(np.uint16)), flags=flags,
+                       zero_code=zero_code, sign_code=sign_code, nan_code=nan_code, code_mask=int(np.iinfo(cd).max),
+                       code_dtype=cd, mu=mu, v=np.ascontiguousarray(base.values, dtype=np.float64), gaps=exact_gaps(base))
+
+
+def device_ok(f: ref.ElementFormat) -> bool:
+    """Whether the kernels take this element format: at most 16 bits, encodings below 2**16, |values| below 2**1000."""
+    cb = f.codebook
+    return int(cb.encodings.max()) < (1 << 16) and float(np.max(np.abs(cb.values))) < 2.0**1000 and f.nbits <= 16
+
+
+def bits_of(arr: np.ndarray) -> np.ndarray:
+    """The raw bits of a float array, flattened (the kernels classify NaN, sign and value from them)."""
+    return np.ascontiguousarray(arr).reshape(-1).view(np.dtype(f"u{arr.dtype.itemsize}"))
