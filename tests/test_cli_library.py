@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from natprec.analysis import FileAnalysis, TensorAnalysis, analyze_file, analyze_tensor
+from natprec.analysis import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, FileAnalysis, TensorAnalysis, analyze_file, analyze_tensor
 from natprec.cli import main
 from natprec.data.make_demo import make_tensors
 from natprec.io import DEMO_SOURCE, load_demo_tensors, load_tensors
@@ -112,7 +112,7 @@ def test_analyze_tensor_is_one_entry_of_the_tensor_command(capsys, tmp_path):
     assert res.nan_omitted == 14 and res.shape == (700,) and res.entropy.delta_rule == "--delta"
     assert isinstance(res.formats[0].injectivity, InjectivityReport)
     assert res.formats[1].injectivity.delta == injectivity_report(y, "int8").delta
-    assert res.entropy.interval == entropy_bootstrap_interval(y, 0.02, n_resamples=200, seed=0)
+    assert res.entropy.interval == entropy_bootstrap_interval(y, 0.02, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
     assert res.formats[0].operating_point == rd.format_operating_point(y, "nf4", h_bits=res.ggd.differential_entropy_bits)
 
 

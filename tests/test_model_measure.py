@@ -335,9 +335,9 @@ def test_a_site_failing_after_its_forward_curve_is_reported_and_every_file_writt
 def test_cli_report_prints_json_and_exits_nonzero_when_a_site_fails(tmp_path, capsys, monkeypatch):
     import json
 
-    import natprec.model.models as models
+    import natprec.cli.report as cli_report
 
-    monkeypatch.setattr(models, "load_model", lambda *a, **k: _nan_grad_model())
+    monkeypatch.setattr(cli_report, "load_model", lambda *a, **k: _nan_grad_model())
     p = argparse.ArgumentParser()
     add_parser(p.add_subparsers())
     args = p.parse_args(["report", "--json", "--no-jacobian", "--kinds", "weight", "--formats", "int4,int8",
