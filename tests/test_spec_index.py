@@ -38,7 +38,7 @@ SECTIONS = _sections()
 
 def _markers():
     found = {}
-    for f in sorted(list((ROOT / "conformance").glob("test_*.py")) + list((ROOT / "tests").glob("test_*.py"))):
+    for f in sorted(f for d in ("conformance", "tests", "proofs_lean") for f in (ROOT / d).rglob("test_*.py")):
         for node in ast.parse(f.read_text()).body:
             if isinstance(node, ast.FunctionDef):
                 for d in node.decorator_list:
