@@ -1,7 +1,8 @@
 """Test bodies shared by every tier: ``body(impl, *args)`` returns what is compared bit for bit.
 
-Each entry of :data:`BODIES` is ``name -> Body(spec_ids, args_strategy, function)``; the
-suite in ``test_tiers.py`` runs every body on every tier against the reference.
+Each entry of :data:`BODIES` is ``name -> Body(spec_ids, functions, args_strategy, function)``; the
+suite in ``test_tiers.py`` runs every body on every tier against the reference, with the body's
+spec IDs in its test id, and skips a body on a tier that lacks one of its ``functions``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ BLOCK_FORMATS = ("nf4_absmax64", "fp4_bnb_absmax64", "mxfp8_e4m3", "mxfp8_e5m2",
 
 @dataclass(frozen=True)
 class Body:
+    """What a body checks (spec IDs), which tier functions it calls, its arguments and itself."""
+
     spec_ids: tuple[str, ...]
+    functions: tuple[str, ...]
     args: st.SearchStrategy
     run: Callable
 
@@ -64,33 +68,39 @@ _block_arrays = float_arrays(dtypes=(np.float16, np.float32), allow_nan=False, a
 BODIES = {
     "quantize_element": Body(
         ("DEF-QUANTIZE", "DEF-FORMAT-ELEMENT"),
+        ("quantize", "dequantize"),
         st.tuples(_kernel_arrays, st.sampled_from(ELEMENT_FORMATS), tie_rules, st.sampled_from([True, None]),
                   st.sampled_from(["raise", "propagate"])),
         _quantize_element,
     ),
     "quantize_block": Body(
         ("DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4"),
+        ("quantize", "dequantize"),
         st.tuples(_block_arrays, st.sampled_from(BLOCK_FORMATS), tie_rules),
         _quantize_block,
     ),
     "realized_support": Body(
         ("DEF-SUPPORT-VALUE", "DEF-SUPPORT-BITS"),
+        ("realized_support",),
         st.tuples(_kernel_arrays, st.sampled_from(["value", "bits"]), st.sampled_from(["raise", "omit", "propagate"])),
         _support,
     ),
     "collision_census": Body(
         ("DEF-COLLISION-CENSUS", "DEF-COLLISION-PROBABILITY"),
+        ("injectivity_report",),
         st.tuples(float_arrays(dtypes=(np.float16, np.float32), allow_infinity=False),
                   st.sampled_from(ELEMENT_FORMATS[2:] + ("mxfp4", "nf4_absmax64"))),
         _census,
     ),
     "voronoi_margin": Body(
         ("DEF-MARGIN",),
+        ("voronoi_margin",),
         st.tuples(_kernel_arrays, st.sampled_from(ELEMENT_FORMATS[2:]), tie_rules),
         _margin,
     ),
     "histogram_entropy": Body(
         ("DEF-HISTOGRAM", "DEF-ENTROPY-DISCRETIZED"),
+        ("discretized_histogram", "entropy_bits_from_counts"),
         st.tuples(float_arrays(dtypes=(np.float16, np.float32), allow_infinity=False), st.floats(1e-3, 10.0)),
         _histogram_entropy,
     ),

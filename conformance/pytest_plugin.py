@@ -1,8 +1,14 @@
 """pytest plugin for natprec's suites: hypothesis profile, spec-ID test ids, the tier fixture.
 
 Load it with ``-p natprec.conformance.pytest_plugin`` (the repository's conftest does).
-A test marked ``@pytest.mark.spec("DEF-…", …)`` gets the IDs in its test id,
-e.g. ``test_quantize_matches_brute_force[DEF-QUANTIZE,DEF-TIE-RULES]``.
+
+* A test marked ``@pytest.mark.spec("DEF-…", …)`` gets the IDs in its test id,
+  e.g. ``test_quantize_matches_brute_force[DEF-QUANTIZE,DEF-TIE-RULES]``. A test whose cases
+  check different IDs parametrizes ``spec_ids`` itself instead (the tier suite, from the bodies).
+* A test taking ``tier`` runs once per candidate tier (:mod:`natprec.conformance.tiers`). A tier
+  that cannot load is skipped with its reason; a tier that lacks a function named by the test's
+  ``@pytest.mark.tier_functions(...)`` (on the test or on one of its parameters) is skipped with
+  the names it lacks.
 """
 
 from __future__ import annotations
@@ -13,6 +19,11 @@ from .profiles import load_profile
 from .tiers import candidate_tiers
 
 _PROFILE = load_profile()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "spec(*ids): the spec IDs (DEF-…/THM-…) a test checks")
+    config.addinivalue_line("markers", "tier_functions(*names): the tier functions a tier test calls; a tier without one skips it")
 
 
 def pytest_report_header(config):
@@ -38,3 +49,14 @@ def pytest_generate_tests(metafunc):
             for t in tiers
         ]
         metafunc.parametrize("tier", params)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        tier = callspec.params.get("tier") if callspec else None
+        if tier is None or tier.skip_reason:
+            continue
+        missing = [f for m in item.iter_markers("tier_functions") for f in m.args if not tier.provides(f)]
+        if missing:
+            item.add_marker(pytest.mark.skip(reason=f"tier {tier.name!r} does not provide {', '.join(missing)}"))
