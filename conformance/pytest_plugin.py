@@ -33,7 +33,7 @@ def pytest_report_header(config):
 
 @pytest.fixture(autouse=True)
 def spec_ids(request):
-    """The spec IDs a test checks (from its ``spec`` marker); None for unmarked tests."""
+    """The spec IDs a test checks (its ``spec`` marker, or its own ``spec_ids`` parameter); None if neither."""
     return getattr(request, "param", None)
 
 
