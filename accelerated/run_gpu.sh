@@ -7,7 +7,7 @@
 #   2. natprec importable (editable install into a venv that sees the system packages)
 #   3. kernels compile (accelerated/compile_kernels.sh)
 #   4. conformance/test_tiers.py on the accelerated tier, hypothesis profile 'thorough'
-#   5. conformance/test_accelerated_gpu.py (exhaustive 16-bit; all float32 patterns when
+#   5. conformance/test_exhaustive.py (exhaustive 16-bit; all float32 patterns when
 #      NATPREC_EXHAUSTIVE_FP32=1 is set by the caller)
 #   6. bench/bench_accelerated.py -> OUTDIR/bench_accelerated.json
 set -uo pipefail
@@ -56,7 +56,7 @@ step compile accelerated/compile_kernels.sh
 step tiers env NATPREC_HYPOTHESIS_PROFILE=thorough "$PY" -m pytest -p natprec.conformance.pytest_plugin \
   conformance/test_tiers.py -rs --junitxml="$OUTDIR/tiers.xml"
 step gpu_exhaustive env NATPREC_HYPOTHESIS_PROFILE=thorough "$PY" -m pytest -p natprec.conformance.pytest_plugin \
-  conformance/test_accelerated_gpu.py -rs --durations=20 --junitxml="$OUTDIR/gpu_exhaustive.xml"
+  conformance/test_exhaustive.py -rs --durations=20 --junitxml="$OUTDIR/gpu_exhaustive.xml"
 step bench env NATPREC_BENCH_OUT="$OUTDIR" "$PY" -m pytest -p natprec.conformance.pytest_plugin -q -s \
   bench/bench_accelerated.py -rs
 

@@ -1,7 +1,8 @@
 """Test bodies shared by every tier: ``body(impl, *args)`` returns what is compared bit for bit.
 
-Each entry of :data:`BODIES` is ``name -> Body(spec_ids, args_strategy, function)``; the
-suite in ``test_tiers.py`` runs every body on every tier against the reference.
+Each entry of :data:`BODIES` is ``name -> Body(spec_ids, functions, args_strategy, function)``; the
+suite in ``test_tiers.py`` runs every body on every tier against the reference, with the body's
+spec IDs in its test id, and skips a body on a tier that lacks one of its ``functions``.
 """
 
 from __future__ import annotations
@@ -12,19 +13,25 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
+from natprec.reference import block_format_names, element_format_names, get_format
+
 from .strategies import float_arrays, tie_rules
 
-__all__ = ["Body", "BODIES", "ELEMENT_FORMATS", "BLOCK_FORMATS"]
+__all__ = ["Body", "BODIES", "ELEMENT_FORMATS", "BLOCK_FORMATS", "SMALL_ELEMENT_FORMATS"]
 
-ELEMENT_FORMATS = ("float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float6_e2m3fn", "float6_e3m2fn",
-                   "float4_e2m1fn", "int8", "int4", "nf4", "fp4_bnb", "binary", "ternary")
-BLOCK_FORMATS = ("nf4_absmax64", "fp4_bnb_absmax64", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2",
-                 "mxfp4", "nvfp4")
+#: From the reference's format registry: every element format, and every block format.
+ELEMENT_FORMATS = element_format_names()
+BLOCK_FORMATS = block_format_names()
+#: Element formats of at most 8 bits (small codebooks: census and margin bodies draw from these).
+SMALL_ELEMENT_FORMATS = tuple(n for n in ELEMENT_FORMATS if get_format(n).nbits <= 8)
 
 
 @dataclass(frozen=True)
 class Body:
+    """What a body checks (spec IDs), which tier functions it calls, its arguments and itself."""
+
     spec_ids: tuple[str, ...]
+    functions: tuple[str, ...]
     args: st.SearchStrategy
     run: Callable
 
@@ -64,33 +71,39 @@ _block_arrays = float_arrays(dtypes=(np.float16, np.float32), allow_nan=False, a
 BODIES = {
     "quantize_element": Body(
         ("DEF-QUANTIZE", "DEF-FORMAT-ELEMENT"),
+        ("quantize", "dequantize"),
         st.tuples(_kernel_arrays, st.sampled_from(ELEMENT_FORMATS), tie_rules, st.sampled_from([True, None]),
                   st.sampled_from(["raise", "propagate"])),
         _quantize_element,
     ),
     "quantize_block": Body(
         ("DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4"),
+        ("quantize", "dequantize"),
         st.tuples(_block_arrays, st.sampled_from(BLOCK_FORMATS), tie_rules),
         _quantize_block,
     ),
     "realized_support": Body(
         ("DEF-SUPPORT-VALUE", "DEF-SUPPORT-BITS"),
+        ("realized_support",),
         st.tuples(_kernel_arrays, st.sampled_from(["value", "bits"]), st.sampled_from(["raise", "omit", "propagate"])),
         _support,
     ),
     "collision_census": Body(
         ("DEF-COLLISION-CENSUS", "DEF-COLLISION-PROBABILITY"),
+        ("injectivity_report",),
         st.tuples(float_arrays(dtypes=(np.float16, np.float32), allow_infinity=False),
-                  st.sampled_from(ELEMENT_FORMATS[2:] + ("mxfp4", "nf4_absmax64"))),
+                  st.sampled_from(SMALL_ELEMENT_FORMATS + ("mxfp4", "nf4_absmax64"))),
         _census,
     ),
     "voronoi_margin": Body(
         ("DEF-MARGIN",),
-        st.tuples(_kernel_arrays, st.sampled_from(ELEMENT_FORMATS[2:]), tie_rules),
+        ("voronoi_margin",),
+        st.tuples(_kernel_arrays, st.sampled_from(SMALL_ELEMENT_FORMATS), tie_rules),
         _margin,
     ),
     "histogram_entropy": Body(
         ("DEF-HISTOGRAM", "DEF-ENTROPY-DISCRETIZED"),
+        ("discretized_histogram", "entropy_bits_from_counts"),
         st.tuples(float_arrays(dtypes=(np.float16, np.float32), allow_infinity=False), st.floats(1e-3, 10.0)),
         _histogram_entropy,
     ),

@@ -41,10 +41,12 @@ ELEMENT_TABLE = _table("name | nbits")
 MX_TABLE = _table("name | element | emax_elem")
 
 
+@pytest.mark.spec("DEF-FORMAT-ELEMENT", "DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
 def test_registry_table_lists_every_format_in_registry_order():
     assert [r["name"] for r in REGISTRY_TABLE] == list(ref.FORMAT_NAMES) == list(registry.FORMAT_SPECS)
 
 
+@pytest.mark.spec("DEF-FORMAT-ELEMENT", "DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
 @pytest.mark.parametrize("row", REGISTRY_TABLE, ids=[r["name"] for r in REGISTRY_TABLE])
 def test_registry_table_row_is_the_registry(row):
     spec = registry.FORMAT_SPECS[row["name"]]
@@ -59,6 +61,7 @@ def test_registry_table_row_is_the_registry(row):
     assert (() if row["aliases"] == NONE else tuple(a.strip() for a in row["aliases"].split(","))) == spec.aliases
 
 
+@pytest.mark.spec("DEF-FORMAT-ELEMENT", "DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
 def test_element_table_lists_every_element_format():
     assert [r["name"] for r in ELEMENT_TABLE] == list(ref.element_format_names())
 
@@ -67,6 +70,7 @@ def _code(cell: str):
     return None if cell == NONE else int(cell, 16)
 
 
+@pytest.mark.spec("DEF-FORMAT-ELEMENT", "DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
 @pytest.mark.parametrize("row", ELEMENT_TABLE, ids=[r["name"] for r in ELEMENT_TABLE])
 def test_element_table_row_is_the_format(row):
     f = ref.get_format(row["name"])
@@ -83,6 +87,7 @@ def test_element_table_row_is_the_format(row):
     assert _code(row["NaN code"]) == f.nan_code
 
 
+@pytest.mark.spec("DEF-FORMAT-ELEMENT", "DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
 def test_mx_table_is_the_registry():
     assert [r["name"] for r in MX_TABLE] == [n for n in ref.block_format_names() if registry.FORMAT_SPECS[n].structure == "mx"]
     for row in MX_TABLE:
@@ -93,6 +98,7 @@ def test_mx_table_is_the_registry():
         assert spec.emax_elem == math.floor(math.log2(f.element.max_finite))
 
 
+@pytest.mark.spec("DEF-FORMAT-ELEMENT", "DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
 def test_names_lists_and_objects_derive_from_the_registry():
     assert ref.FORMAT_NAMES == registry.FORMAT_NAMES
     assert ref.element_format_names() + ref.block_format_names() == ref.FORMAT_NAMES
@@ -108,16 +114,19 @@ def test_names_lists_and_objects_derive_from_the_registry():
 
 @pytest.mark.parametrize("name, bits", [("nf4_absmax64", 4.5), ("fp4_bnb_absmax64", 4.5), ("mxfp4", 4.25),
                                         ("mxfp8_e4m3", 8.25), ("nvfp4", 4.5), ("nf4", 4), ("float16", 16)])
+@pytest.mark.spec("DEF-FORMAT-ELEMENT", "DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
 def test_bits_per_element_include_the_scale(name, bits):
     assert ref.bits_per_element(name) == bits
 
 
+@pytest.mark.spec("DEF-FORMAT-ELEMENT", "DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
 def test_bits_per_element_follow_the_block_size_option():
     assert ref.get_format("nf4_absmax64", block_size=32).conventions()["bits_per_element"] == 4 + 32 / 32
     assert ref.get_format("mxfp4", block_size=16).bits_per_element == 4 + 8 / 16
     assert ref.get_format("nvfp4", block_size=32).bits_per_element == 4 + 8 / 32
 
 
+@pytest.mark.spec("DEF-FORMAT-ELEMENT", "DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
 def test_aliases_resolve_to_one_format_everywhere():
     names = set(ref.FORMAT_NAMES)
     assert not names & set(ref.ALIASES), "an alias may not be another format's name"
@@ -131,6 +140,7 @@ def test_aliases_resolve_to_one_format_everywhere():
     assert exc.value.value == "fp8"
 
 
+@pytest.mark.spec("DEF-FORMAT-ELEMENT", "DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
 def test_the_nf4_table_is_defined_once():
     nf4 = ref.get_format("nf4").codebook
     assert ratedistortion.NF4_VALUES is registry.NF4_VALUES

@@ -1,5 +1,5 @@
-"""Conformance for the element formats (DEF-FORMAT-ELEMENT, THM-FORMAT-MATCHES-IEEE): the reference
-against independent oracles.
+"""DEF-FORMAT-ELEMENT, THM-FORMAT-MATCHES-IEEE: the reference's element formats against independent
+oracles.
 
 Oracles, none of which goes through ``natprec.reference``:
 

@@ -1,7 +1,7 @@
-"""Conformance for the block formats (DEF-FORMAT-BLOCK-ABSMAX, DEF-FORMAT-MX, DEF-FORMAT-NVFP4): the
-reference against straightforward re-implementations written here — plain loops over blocks, Python
-``math.frexp`` / ``Fraction`` for exponents, NumPy float32 scalar arithmetic in the documented order,
-ml_dtypes casts (from float32, where they round once) with explicit clamping for saturation, and
+"""DEF-FORMAT-BLOCK-ABSMAX, DEF-FORMAT-MX, DEF-FORMAT-NVFP4: the reference's block formats against
+straightforward re-implementations written here — plain loops over blocks, Python ``math.frexp`` /
+``Fraction`` for exponents, NumPy float32 scalar arithmetic in the documented order, ml_dtypes casts
+(from float32, where they round once) with explicit clamping for saturation, and
 microsoft/microxcaling's element rounding ``sign(A)·floor(|A| + 0.5)``.
 
 Codes, scales, tensor_scale and dequantized values are compared bit for bit.

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from natprec.conformance.oracles import delta_brute
 from natprec.conformance.strategies import codebooks, finite_floats
 from natprec.reference import (
     EmptyInputError,
@@ -19,6 +18,7 @@ from natprec.reference import (
     realized_support,
     task_merge_check,
 )
+from tests.oracles import delta_brute
 
 ELEMENT_FORMATS = ["nf4", "fp4_bnb", "int4", "float8_e4m3fn", "float4_e2m1fn", "ternary", "binary"]
 small_samples = st.lists(finite_floats(32, min_value=-8, max_value=8), min_size=1, max_size=40)

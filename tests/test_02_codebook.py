@@ -8,9 +8,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from natprec.conformance.oracles import nearest_index_brute
 from natprec.conformance.strategies import codebooks, finite_floats, tie_rules
 from natprec.reference import Codebook, CodebookError, from_total_order_key, get_format, nearest_index, thresholds, total_order_key, voronoi_cells
+from tests.oracles import nearest_index_brute
 
 NF4 = Codebook(np.array([-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
                          -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,

@@ -1,4 +1,4 @@
-"""Conformance for spec/10-rate-distortion.md: independent checks with sympy and mpmath."""
+"""DEF-RD-*, THM-RD-* (spec/10-rate-distortion.md): the reference against independent checks with sympy and mpmath."""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from natprec.conformance.oracles import margin_brute
 from natprec.conformance.strategies import codebooks, finite_floats, tie_rules
 from natprec.reference import (
     Codebook,
@@ -18,6 +17,7 @@ from natprec.reference import (
     nearest_index,
     voronoi_margin,
 )
+from tests.oracles import margin_brute
 
 NF4 = get_format("nf4").codebook
 
