@@ -6,6 +6,7 @@ IEEE total-order keys and the flush-to-zero guard.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import ml_dtypes
@@ -26,6 +27,8 @@ __all__ = [
     "layout_of",
     "as_float_array",
     "check_nan_policy",
+    "real_parameter",
+    "count_parameter",
     "nan_mask",
     "total_order_key",
     "assert_subnormals_survive",
@@ -90,7 +93,16 @@ def as_float_array(x, name: str = "x") -> np.ndarray:
     elif isinstance(x, np.generic):
         arr = np.asarray(x)
     else:
-        arr = np.asarray(x)
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as exc:  # ragged lists; torch tensors of dtypes NumPy lacks (bfloat16)
+            dt = getattr(x, "dtype", None)
+            what = str(dt) if dt is not None else "ragged or non-numeric sequence"
+            raise InvalidDTypeError(
+                f"{name} cannot be read as an array of floats ({what}: {exc}); pass a NumPy array of float16, "
+                "bfloat16 (ml_dtypes), float32 or float64",
+                value=what,
+            ) from None
         if arr.dtype.kind in "iu" and arr.size == 0:
             arr = arr.astype(np.float64)
     layout = layout_of(arr.dtype)
@@ -99,8 +111,32 @@ def as_float_array(x, name: str = "x") -> np.ndarray:
     return arr
 
 
+def real_parameter(name: str, v, *, low: float | None = None, low_open: bool = False, finite: bool = True) -> float:
+    """DEF-DOMAIN — a real scalar parameter as a float: not bool, finite, and ≥ ``low`` (> when ``low_open``).
+
+    Anything else is ``InvalidParameterError`` carrying ``v``: a string, a list, a bool (True is
+    no Δ), NaN, ±Inf or a value below the bound.  ``finite=False`` leaves NaN/±Inf to the
+    caller (whose own rule, e.g. on a result computed from it, then decides).
+    """
+    r = v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
+    if isinstance(r, (bool, np.bool_)) or not isinstance(r, numbers.Real):
+        raise InvalidParameterError(f"{name} must be a real number; got {v!r}", value=v)
+    f = float(r)
+    if (finite and not np.isfinite(f)) or (low is not None and (f <= low if low_open else f < low)):
+        bound = "" if low is None else f" and {'>' if low_open else '>='} {low:g}"
+        raise InvalidParameterError(f"{name} must be finite{bound}; got {v!r}", value=v)
+    return f
+
+
+def count_parameter(name: str, v, *, low: int = 0) -> int:
+    """DEF-DOMAIN — an integer parameter ≥ ``low`` (not bool); else ``InvalidParameterError`` carrying ``v``."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < low:
+        raise InvalidParameterError(f"{name} must be an integer >= {low}; got {v!r}", value=v)
+    return int(v)
+
+
 def check_nan_policy(nan_policy: str, allowed=NAN_POLICIES) -> str:
-    if nan_policy not in allowed:
+    if not isinstance(nan_policy, str) or nan_policy not in allowed:
         raise InvalidParameterError(
             f"nan_policy must be one of {', '.join(map(repr, allowed))}; got {nan_policy!r}",
             value=nan_policy,

@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from ._domain import FLOAT_DTYPES, as_float_array, from_total_order_key, layout_of, total_order_key
-from .errors import CodebookError, InvalidParameterError
+from .errors import CodebookError, InvalidDTypeError, InvalidParameterError
 
 __all__ = [
     "TIE_RULES",
@@ -64,7 +64,11 @@ class Codebook:
         elif raw.dtype.kind == "O" or (raw.dtype.newbyteorder("=") not in FLOAT_DTYPES and raw.dtype.kind != "V"):
             raise CodebookError(f"codebook dtype {raw.dtype} is not a real floating type", value=str(raw.dtype))
         else:
-            raw = as_float_array(raw, "codebook").astype(np.float64)
+            try:
+                raw = as_float_array(raw, "codebook").astype(np.float64)
+            except InvalidDTypeError:  # e.g. ml_dtypes float8: a codebook's dtype problem is a CodebookError
+                raise CodebookError(f"codebook dtype {raw.dtype} is not one of float16, bfloat16, float32, float64",
+                                    value=str(raw.dtype)) from None
         if raw.ndim != 1:
             raise CodebookError(f"codebook must be 1-D, got shape {raw.shape}", value=raw.shape)
         if raw.size == 0:
@@ -73,7 +77,8 @@ class Codebook:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise CodebookError(f"codebook entry {i} is not finite: {raw[i]!r}", value=float(raw[i]))
-        d = np.diff(raw)
+        with np.errstate(over="ignore"):  # a difference past float64's range is ±inf: its sign is still right
+            d = np.diff(raw)
         if (d == 0).any():
             i = int(np.flatnonzero(d == 0)[0])
             raise CodebookError(
@@ -122,8 +127,7 @@ class Codebook:
 
     def tie_goes_up(self, tie: str) -> np.ndarray:
         """DEF-TIE-RULES — for each boundary i (between values i and i+1), whether a tie picks i+1."""
-        if tie not in TIE_RULES:
-            raise InvalidParameterError(f"tie must be one of {TIE_RULES}; got {tie!r}", value=tie)
+        _check_tie(tie)
         v = self.values
         k = v.size - 1
         if tie == "down":
@@ -204,19 +208,35 @@ def _thresholds_cached(cb: Codebook, tie: str, dtype: np.dtype) -> np.ndarray:
     return u
 
 
+def _check_tie(tie) -> None:
+    if not isinstance(tie, str) or tie not in TIE_RULES:  # a list would reach the threshold cache unhashed
+        raise InvalidParameterError(f"tie must be one of {TIE_RULES}; got {tie!r}", value=tie)
+
+
 def thresholds(codebook: Codebook, tie: str, dtype) -> np.ndarray:
     """DEF-QUANTIZE — thresholds u (dtype T): x in T lies in cell i iff u[i-1] < x <= u[i].
 
     u[i] is the largest T value that the tie rule keeps in cell i (±Inf allowed).
     """
+    _check_tie(tie)
     return _thresholds_cached(codebook, tie, layout_of(dtype).dtype)
+
+
+_F64_MAX = Fraction(float(np.finfo(np.float64).max))
 
 
 @lru_cache(maxsize=64)
 def exact_gaps(cb: Codebook) -> np.ndarray:
     """c[i+1] − c[i] for every adjacent pair, each the float64 nearest the exact difference."""
     v = cb.values
-    g = np.array([float(Fraction(float(v[i + 1])) - Fraction(float(v[i]))) for i in range(v.size - 1)])
+    exact = [Fraction(float(v[i + 1])) - Fraction(float(v[i])) for i in range(v.size - 1)]
+    big = next((i for i, d in enumerate(exact) if d > _F64_MAX), None)
+    if big is not None:
+        raise CodebookError(
+            f"codebook {cb.name!r}: codewords {float(v[big])!r} and {float(v[big + 1])!r} differ by more than the float64 range, "
+            "so margins between them (DEF-MARGIN) are not representable", value=(float(v[big]), float(v[big + 1])),
+        )
+    g = np.array([float(d) for d in exact])
     g.flags.writeable = False
     return g
 

@@ -18,7 +18,7 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
-from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan
+from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan, real_parameter
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
 
 __all__ = [
@@ -42,13 +42,7 @@ _PREC = 113  # bits of working precision (IEEE binary128's significand)
 
 
 def _positive_finite(name: str, v) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a real number; got {v!r}", value=v) from None
-    if not np.isfinite(f) or f <= 0:
-        raise InvalidParameterError(f"{name} must be finite and > 0; got {v!r}", value=v)
-    return f
+    return real_parameter(name, v, low=0.0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -108,9 +102,7 @@ class HistogramPlan:
 def prepare_discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: str = "raise") -> HistogramPlan:
     """DEF-HISTOGRAM — every check of :func:`discretized_histogram`, in its order."""
     d = _positive_finite("delta", delta)
-    o = float(origin)
-    if not np.isfinite(o):
-        raise InvalidParameterError(f"origin must be finite; got {origin!r}", value=origin)
+    o = real_parameter("origin", origin)
     check_nan_policy(nan_policy, ("raise", "omit"))
     arr = as_float_array(x).ravel()
     nan = nan_mask(arr)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._domain import as_float_array, layout_of
+from ._domain import as_float_array, layout_of, real_parameter
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
 
 __all__ = [
@@ -153,7 +153,7 @@ def epilogue_order_comparison(acc, scale: float, bias: float, activation: str, f
     if over.size:
         v = float(acc_in[over[0]])
         raise NonFiniteInputError(f"acc value {v!r} at flat index {int(over[0])} overflows float32", value=v)
-    sc, bi = _F32(scale), _F32(bias)
+    sc, bi = _F32(real_parameter("scale", scale, finite=False)), _F32(real_parameter("bias", bias, finite=False))
     with np.errstate(over="ignore", invalid="ignore"):
         t = np.add(np.multiply(a, sc, dtype=_F32), bi, dtype=_F32)
         r = _act64(a.astype(np.float64) * float(sc) + float(bi), activation)

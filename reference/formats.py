@@ -302,7 +302,8 @@ class BlockQuantized:
 
     ``codes`` has the input's shape; ``scales`` has shape ``shape[:-1] + (nblocks,)``
     (float32 absmax, uint8 E8M0 code, or uint8 E4M3 code); ``tensor_scale`` is the
-    NVFP4 float32 global decode scale (None elsewhere).
+    NVFP4 float32 global decode scale (None elsewhere); ``block_size`` is the block length
+    the codes were made with, so that decoding with another one is an error, not other numbers.
     """
 
     format: str
@@ -310,6 +311,7 @@ class BlockQuantized:
     scales: np.ndarray
     tensor_scale: np.float32 | None
     shape: tuple
+    block_size: int
 
 
 def _blocks(arr32: np.ndarray, block: int) -> tuple[np.ndarray, int]:
@@ -317,6 +319,8 @@ def _blocks(arr32: np.ndarray, block: int) -> tuple[np.ndarray, int]:
     if arr32.ndim == 0:
         arr32 = arr32.reshape(1)
     n = arr32.shape[-1]
+    if 0 < n <= block:  # one block: the values themselves, whatever the block size (padding would cost memory only)
+        return arr32.reshape(arr32.shape[:-1] + (1, n)), n
     nb = -(-n // block)
     pad = nb * block - n
     if pad:
@@ -325,7 +329,7 @@ def _blocks(arr32: np.ndarray, block: int) -> tuple[np.ndarray, int]:
 
 
 def _unblock(blocked: np.ndarray, n: int, shape: tuple) -> np.ndarray:
-    flat = blocked.reshape(blocked.shape[:-2] + (-1,))[..., :n]
+    flat = blocked.reshape(blocked.shape[:-2] + (blocked.shape[-2] * blocked.shape[-1],))[..., :n]  # no -1: size 0 is fine
     return flat.reshape(shape)
 
 
@@ -670,7 +674,8 @@ def execute_quantize(plan: QuantizePlan | BlockQuantizePlan):
     """DEF-QUANTIZE — the reference executor: the encodings (or BlockQuantized) a prepared plan stands for."""
     if isinstance(plan, BlockQuantizePlan):
         codes = execute_quantize(plan.elements)
-        return BlockQuantized(plan.format.name, _unblock(codes, plan.n, plan.shape), plan.scales, plan.tensor_scale, plan.shape)
+        return BlockQuantized(plan.format.name, _unblock(codes, plan.n, plan.shape), plan.scales, plan.tensor_scale, plan.shape,
+                              plan.format.block_size)
     f, arr, cb = plan.format, plan.x, plan.codebook
     cd = f.code_dtype
     lay = layout_of(arr.dtype)
@@ -709,6 +714,11 @@ class BlockDequantizePlan:
     scales: DequantizePlan | None
 
 
+def _scales_shape(shape: tuple, block: int) -> tuple:
+    """One scale per block of the last axis (a 0-d input is one block of one)."""
+    return shape[:-1] + (-(-shape[-1] // block),) if shape else (1,)
+
+
 def prepare_dequantize(q, fmt) -> DequantizePlan | BlockDequantizePlan:
     """DEF-QUANTIZE — every check of :func:`dequantize`, in its order."""
     f = resolve_format(fmt)
@@ -719,6 +729,17 @@ def prepare_dequantize(q, fmt) -> DequantizePlan | BlockDequantizePlan:
         raise InvalidParameterError(
             f"format {f.name} dequantizes a BlockQuantized of the same format; got {type(q).__name__}",
             value=getattr(q, "format", type(q).__name__),
+        )
+    elif q.block_size != f.block_size:
+        raise InvalidParameterError(
+            f"these {q.format} codes were made with block_size={q.block_size}; the format given has "
+            f"block_size={f.block_size}", value=q.block_size,
+        )
+    elif np.shape(q.codes) != tuple(q.shape) or np.shape(q.scales) != _scales_shape(tuple(q.shape), q.block_size):
+        raise InvalidParameterError(
+            f"a {q.format} BlockQuantized of shape {tuple(q.shape)} needs codes of that shape and scales of one per "
+            f"{q.block_size} along the last axis; got codes {np.shape(q.codes)}, scales {np.shape(q.scales)}",
+            value=(np.shape(q.codes), np.shape(q.scales)),
         )
     return f._dequantize_plan(q)
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan, total_order_key
+from ._domain import as_float_array, check_nan_policy, count_parameter, nan_mask, raise_on_nan, total_order_key
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError, ProblemTooLargeError
 from .support import _l2, realized_support
 
@@ -116,6 +116,8 @@ def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", 
     from .formats import ElementFormat, resolve_format
 
     check_nan_policy(nan_policy, ("raise", "omit"))
+    if max_listed is not None:
+        max_listed = count_parameter("max_listed", max_listed)
     f = resolve_format(fmt)
     arr = as_float_array(x)
     nan = nan_mask(arr)
@@ -149,7 +151,7 @@ def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", 
     sizes = np.add.reduceat(pair_counts, cell_starts)[multi] if multi.size else np.zeros(0, np.int64)
     listing = multi[np.argsort(-sizes, kind="stable")]
     if max_listed is not None:
-        listing = listing[: int(max_listed)]
+        listing = listing[:max_listed]
     collisions = []
     for ci in listing:
         a, b = cell_starts[ci], cell_starts[ci] + values_per_cell[ci]

@@ -17,9 +17,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan, require_nonempty
+from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan, real_parameter, require_nonempty
 from .codebook import Codebook, exact_gaps, nearest_index, thresholds
-from .errors import InvalidParameterError
 from .formats import AbsmaxBlockFormat, ElementFormat, MXFormat, NVFP4Format, resolve_format
 
 __all__ = [
@@ -176,7 +175,5 @@ def min_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") 
 
 def margin_guarantees_codes(x, fmt, eta: float, *, tie: str = "even") -> bool:
     """THM-MARGIN-ROBUST — True iff every γ(x) > η, which guarantees Q(x + δ) = Q(x) for all |δ| ≤ η/2."""
-    eta = float(eta)
-    if not np.isfinite(eta) or eta < 0:
-        raise InvalidParameterError(f"eta must be finite and >= 0; got {eta!r}", value=eta)
+    eta = real_parameter("eta", eta, low=0.0)
     return bool(np.all(voronoi_margin(x, fmt, tie=tie) > eta))

@@ -22,6 +22,7 @@ from ._domain import (
     layout_of,
     nan_mask,
     raise_on_nan,
+    real_parameter,
     total_order_key,
 )
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
@@ -251,9 +252,7 @@ def task_quotient(
     metric is |·|, classes are pairwise equivalent and their number is minimal
     among all partitions into pairwise-equivalent classes (THM-QUOTIENT-MINIMAL).
     """
-    tau = float(tolerance)
-    if not np.isfinite(tau) or tau < 0:
-        raise InvalidParameterError(f"tolerance must be finite and >= 0; got {tolerance!r}", value=tolerance)
+    tau = real_parameter("tolerance", tolerance, low=0.0)
     check_nan_policy(nan_policy, ("raise", "omit"))  # a NaN cannot be fed to G
     sup = realized_support(x, nan_policy=nan_policy)
     if sup.size == 0:

@@ -20,7 +20,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from natprec.reference import dequantize, get_format, quantize
-from natprec.reference.errors import NaNInputError, NonFiniteInputError
+from natprec.reference.errors import InvalidParameterError, NaNInputError, NonFiniteInputError
 
 F32 = np.float32
 FLT_MAX = F32(np.finfo(np.float32).max)
@@ -495,3 +495,29 @@ def test_block_formats_refuse_non_finite(name):
         quantize(_a([[1.0, np.inf]]), name)
     with pytest.raises(NonFiniteInputError):
         quantize(np.array([[1.0, 1e300]]), name)  # overflows float32
+
+
+@pytest.mark.spec("DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
+def test_block_codes_decode_only_with_their_own_block_size():
+    x = np.full((2, 64), 96.0, np.float32)
+    for name in ("mxfp4", "nvfp4", "nf4_absmax64", "mxfp8_e4m3"):
+        for bs in (16, 32, 64):
+            f = get_format(name, block_size=bs)
+            q = quantize(x, f)
+            assert q.block_size == bs
+            np.testing.assert_array_equal(dequantize(q, f), dequantize(quantize(x, get_format(name, block_size=bs)), f))
+            other = get_format(name, block_size=128)
+            with pytest.raises(InvalidParameterError) as e:
+                dequantize(q, other)
+            assert e.value.value == bs
+
+
+@pytest.mark.spec("DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
+def test_block_size_beyond_the_input_is_one_block_of_the_values():
+    x = np.random.default_rng(2).standard_normal((3, 10)).astype(np.float32)
+    for name in ("mxfp4", "nvfp4", "nf4_absmax64"):
+        small, huge = get_format(name, block_size=16), get_format(name, block_size=2**40)
+        a, b = quantize(x, small), quantize(x, huge)
+        np.testing.assert_array_equal(a.codes, b.codes)
+        np.testing.assert_array_equal(a.scales, b.scales)
+        np.testing.assert_array_equal(dequantize(a, small), dequantize(b, huge))

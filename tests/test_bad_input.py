@@ -29,6 +29,7 @@ from natprec.reference import (
     ProblemTooLargeError,
     UnknownFormatError,
     all_finite_values,
+    block_format_names,
     boundary_cost_joules,
     collision_probability,
     dequantize,
@@ -40,6 +41,7 @@ from natprec.reference import (
     epilogue_order_comparison,
     gaussian_discretized_entropy_bits,
     get_format,
+    ggd,
     injectivity_report,
     is_free_boundary,
     landauer_energy_joules,
@@ -49,6 +51,7 @@ from natprec.reference import (
     nearest_index,
     operational_natural_precision_bits,
     quantize,
+    ratedistortion,
     realized_support,
     sparse_gaussian_discretized_entropy_bits,
     task_merge_check,
@@ -267,6 +270,50 @@ RAISES = {
     "exhaustive enumeration of a non-16-bit dtype": [
         ("non-16-bit enumeration", lambda: all_finite_values(np.float32), InvalidParameterError, "float32"),
     ],
+    "tie rule that is not a string": [("tie list", lambda: quantize([1.0], "nf4", tie=["even"]), InvalidParameterError, ["even"])],
+    "non-numeric or bool parameter": [
+        ("delta True", lambda: discretized_histogram([1.0], True), InvalidParameterError, True),
+        ("origin string", lambda: discretized_histogram([1.0], 1.0, origin="a"), InvalidParameterError, "a"),
+        ("eta string", lambda: margin_guarantees_codes([0.25], "int4", "x"), InvalidParameterError, "x"),
+        ("tau string", lambda: task_quotient([1.0], ident, "x"), InvalidParameterError, "x"),
+        ("scale string", lambda: epilogue_order_comparison([1.0], "2", 0.0, "relu", "int8"), InvalidParameterError, "2"),
+    ],
+    "bad `max_listed`": [
+        ("max_listed -1", lambda: injectivity_report([1.0, 2.0], "int4", max_listed=-1), InvalidParameterError, -1),
+        ("max_listed string", lambda: injectivity_report([1.0, 2.0], "int4", max_listed="a"), InvalidParameterError, "a"),
+    ],
+    "bad bootstrap seed": [
+        ("seed -1", lambda: entropy_bootstrap_interval([1.0, 2.0], 1.0, seed=-1), InvalidParameterError, -1),
+        ("seed 1.5", lambda: entropy_bootstrap_interval([1.0, 2.0], 1.0, seed=1.5), InvalidParameterError, 1.5),
+        ("seed True", lambda: entropy_bootstrap_interval([1.0, 2.0], 1.0, seed=True), InvalidParameterError, True),
+    ],
+    "ragged list, or an object NumPy cannot read": [
+        ("ragged list", lambda: realized_support([[1.0], [1.0, 2.0]]), InvalidDTypeError, "ragged or non-numeric sequence"),
+    ],
+    "8-bit float codebook": [
+        ("float8 codebook", lambda: Codebook(np.array([1.0, 2.0]).astype(ml_dtypes.float8_e4m3fn)), CodebookError, "float8_e4m3fn"),
+    ],
+    "codewords further apart than the float64 range, to the margin": [
+        ("gap past float64", lambda: voronoi_margin([0.0], Codebook([-1.7e308, 1.7e308])), CodebookError, (-1.7e308, 1.7e308)),
+    ],
+    "block codes decoded with another block size": [
+        ("mxfp4 block 16 as 32", lambda: dequantize(quantize(np.ones(64, _F32), get_format("mxfp4", block_size=16)), "mxfp4"),
+         InvalidParameterError, 16),
+        ("nvfp4 block 32 as 16", lambda: dequantize(quantize(np.ones(64, _F32), get_format("nvfp4", block_size=32)), "nvfp4"),
+         InvalidParameterError, 32),
+        ("nf4 block 32 as 64", lambda: dequantize(quantize(np.ones(64, _F32), get_format("nf4_absmax64", block_size=32)),
+                                                   "nf4_absmax64"), InvalidParameterError, 32),
+    ],
+    "GGD closed form past the float64 range": [
+        ("kurtosis at 0.001", lambda: ggd.kurtosis(0.001), InvalidParameterError, 0.001),
+        ("unit alpha at 0.0005", lambda: ggd.unit_variance_alpha(0.0005), InvalidParameterError, 0.0005),
+    ],
+    "R(D) grid that misses the source's variance": [
+        ("heavy-tailed grid", lambda: ratedistortion.rate_distortion_ggd(0.01, 0.01), InvalidParameterError, ...),
+    ],
+    "Landauer bound past the float64 range": [
+        ("Landauer overflow", lambda: landauer_energy_joules(1e300, 0.0, 1e40), InvalidParameterError, (1e300, 1e40)),
+    ],
 }
 
 #: row -> cases (label, call, result): an accepted input, and what it gives, bit for bit (dtype included).
@@ -320,6 +367,16 @@ ACCEPTED = {
     ],
     "block size not dividing the length": [
         ("partial last block", lambda: quantize(np.arange(33, dtype=np.float32), "mxfp4").scales, np.array([129, 130], _U8)),
+    ],
+    "empty block-format input with a zero-length leading axis": [
+        (f"empty (0, 5) {name}", (lambda name: lambda: (lambda x, q: (q.codes.shape, q.scales.shape, dequantize(q, name).shape,
+                                                                      voronoi_margin(x, name).shape))(
+            np.zeros((0, 5), _F32), quantize(np.zeros((0, 5), _F32), name)))(name), ((0, 5), (0, 1), (0, 5), (0, 5)))
+        for name in block_format_names()
+    ],
+    "block size beyond the input": [
+        ("block 2**40", lambda: quantize(np.ones((2, 10), _F32), get_format("mxfp4", block_size=2**40)).scales,
+         np.array([[125], [125]], _U8)),
     ],
 }
 
