@@ -30,11 +30,22 @@ __all__ = [
     "real_parameter",
     "count_parameter",
     "nan_mask",
+    "CHUNK_ELEMENTS",
+    "chunks",
     "total_order_key",
     "assert_subnormals_survive",
 ]
 
 NAN_POLICIES = ("raise", "omit", "propagate")
+
+#: Elements per chunk of the reference's element-wise loops: their temporaries (an 8-byte index, a
+#: float64 copy, …) stay this size, so peak memory is the input, the outputs and O(chunk).
+CHUNK_ELEMENTS = 1 << 18
+
+
+def chunks(n: int):
+    """Slices covering range(n) in runs of CHUNK_ELEMENTS (one empty slice when n = 0)."""
+    return [slice(i, min(i + CHUNK_ELEMENTS, n)) for i in range(0, max(n, 1), CHUNK_ELEMENTS)]
 
 
 @dataclass(frozen=True)
@@ -147,8 +158,11 @@ def check_nan_policy(nan_policy: str, allowed=NAN_POLICIES) -> str:
 def nan_mask(arr: np.ndarray) -> np.ndarray:
     """Boolean mask of NaN elements, computed from bits (works for every accepted dtype)."""
     lay = layout_of(arr.dtype)
-    bits = np.ascontiguousarray(arr).view(lay.uint).reshape(arr.shape)  # ascontiguousarray makes 0-d 1-d
-    return (bits & lay.uint(lay.abs_mask)) > lay.uint(lay.inf_bits)
+    bits = np.ascontiguousarray(arr).view(lay.uint).reshape(-1)  # ascontiguousarray makes 0-d 1-d
+    out = np.empty(bits.size, dtype=bool)
+    for sl in chunks(bits.size):  # the masked bits are a temporary of the input's size: one chunk at a time
+        out[sl] = (bits[sl] & lay.uint(lay.abs_mask)) > lay.uint(lay.inf_bits)
+    return out.reshape(np.shape(arr))
 
 
 def raise_on_nan(arr: np.ndarray, name: str, mask: np.ndarray | None = None) -> None:

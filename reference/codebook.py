@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._domain import FLOAT_DTYPES, as_float_array, from_total_order_key, layout_of, total_order_key
+from ._domain import FLOAT_DTYPES, as_float_array, chunks, from_total_order_key, layout_of, total_order_key
 from .errors import CodebookError, InvalidDTypeError, InvalidParameterError
 
 __all__ = [
@@ -264,8 +264,11 @@ def nearest_index(x, codebook: Codebook, tie: str = "even") -> np.ndarray:
         lut = _lut16(codebook, tie, lay.dtype)
         return lut[np.ascontiguousarray(arr).view(np.uint16).reshape(arr.shape)]
     u = thresholds(codebook, tie, lay.dtype)
-    idx = np.asarray(np.searchsorted(u, arr, side="left"))  # 0-d input: keep a 0-d array, not a scalar
-    return idx.astype(np.min_scalar_type(max(len(codebook) - 1, 0)), copy=False)
+    flat = arr.reshape(-1)  # a view when it can be; searchsorted's 8-byte result is formed one chunk at a time
+    out = np.empty(flat.size, dtype=np.min_scalar_type(max(len(codebook) - 1, 0)))
+    for sl in chunks(flat.size):
+        out[sl] = np.searchsorted(u, flat[sl], side="left")
+    return out.reshape(arr.shape)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
-from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan, real_parameter
+from ._domain import as_float_array, check_nan_policy, chunks, nan_mask, raise_on_nan, real_parameter
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
 
 __all__ = [
@@ -112,14 +112,14 @@ def prepare_discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_p
         arr = arr[~nan]
     if arr.size == 0:
         raise EmptyInputError("histogram of an empty input (after nan_policy) is undefined", value=0)
-    x64 = arr.astype(np.float64)
-    inf = np.isinf(x64)
-    if inf.any():
-        i = int(np.flatnonzero(inf)[0])
-        raise NonFiniteInputError(f"x has an infinite value {x64[i]!r} at index {i}; it has no bin", value=float(x64[i]))
+    lo, hi = arr.min(), arr.max()  # in x's own dtype: no float64 copy of the input
+    if np.isinf(lo) or np.isinf(hi):
+        i = int(np.flatnonzero(np.isinf(arr))[0])
+        v = float(arr[i])
+        raise NonFiniteInputError(f"x has an infinite value {np.float64(v)!r} at index {i}; it has no bin", value=v)
     # (x − o)/Δ rounds monotonically in x: its extremes are those of the smallest and largest x.
     with np.errstate(over="ignore", invalid="ignore"):
-        r = (np.array([x64.min(), x64.max()]) - o) / d
+        r = (np.array([float(lo), float(hi)]) - o) / d
     if not np.all(np.isfinite(r)) or np.max(np.abs(r)) >= 2.0**53:
         raise InvalidParameterError(
             f"bin width {d!r} is too small for these values: bin indices reach 2**53 or overflow", value=d
@@ -129,10 +129,23 @@ def prepare_discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_p
 
 def execute_discretized_histogram(plan: HistogramPlan) -> Histogram:
     """DEF-HISTOGRAM — the reference executor: the histogram of a prepared plan."""
-    k = np.sort(_exact_floor_div(plan.x.astype(np.float64), plan.origin, plan.delta))
-    starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
-    counts = np.diff(np.append(starts, k.size)).astype(np.int64)
-    return Histogram(bins=k[starts], counts=counts, delta=plan.delta, origin=plan.origin)
+    bins, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    for sl in chunks(plan.x.size):  # bins per chunk, merged: memory O(chunk + occupied bins), not O(n)
+        k, c = np.unique(_exact_floor_div(plan.x[sl].astype(np.float64), plan.origin, plan.delta), return_counts=True)
+        bins, counts = _merge_counts(bins, counts, k, c.astype(np.int64))
+    return Histogram(bins=bins, counts=counts, delta=plan.delta, origin=plan.origin)
+
+
+def _merge_counts(b1: np.ndarray, c1: np.ndarray, b2: np.ndarray, c2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted (bins, counts) lists as one (counts of a bin present in both add)."""
+    if b1.size == 0:
+        return b2, c2
+    b = np.concatenate((b1, b2))
+    c = np.concatenate((c1, c2))
+    order = np.argsort(b, kind="stable")
+    b, c = b[order], c[order]
+    starts = np.flatnonzero(np.concatenate(([True], b[1:] != b[:-1])))
+    return b[starts], np.add.reduceat(c, starts)
 
 
 def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: str = "raise") -> Histogram:

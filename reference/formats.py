@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._domain import as_float_array, assert_subnormals_survive, check_nan_policy, layout_of, nan_mask, raise_on_nan
+from ._domain import as_float_array, assert_subnormals_survive, check_nan_policy, chunks, layout_of, nan_mask, raise_on_nan
 from .codebook import Codebook, nearest_index, thresholds
 from .errors import (
     CodebookError,
@@ -345,9 +345,9 @@ def _block_input(x, name: str) -> np.ndarray:
             value=int(np.flatnonzero(nan.ravel())[0]),
         )
     with np.errstate(over="ignore"):
-        a32 = arr.astype(_F32)
-    bad = ~np.isfinite(a32)
-    if bad.any():
+        a32 = arr.astype(_F32, copy=False)  # float32 input is not copied
+    if a32.size and not (np.isfinite(a32.min()) and np.isfinite(a32.max())):  # no full-size mask unless one is needed
+        bad = ~np.isfinite(a32)
         i = int(np.flatnonzero(bad.ravel())[0])
         raise NonFiniteInputError(
             f"{name}: x has a non-finite value {arr.ravel()[i]!r} (after rounding to float32) at flat index {i}",
@@ -491,7 +491,8 @@ class MXFormat(_BlockFormat):
             e = np.where(safe > np.ldexp(m, e), e + 1, e)
             e = np.where(safe <= np.ldexp(m, e - 1), e - 1, e)
         e = np.where(pos, np.clip(e, -127, 127), -127)
-        y = np.ldexp(blk.astype(np.float64), -e[..., None])  # exact power-of-two scaling
+        y = blk.astype(np.float64)
+        np.ldexp(y, -e[..., None], out=y)  # exact power-of-two scaling, in place
         return y, n, (e + 127).astype(np.uint8), None
 
     def _decode(self, values: np.ndarray, plan: BlockDequantizePlan) -> np.ndarray:
@@ -679,19 +680,24 @@ def execute_quantize(plan: QuantizePlan | BlockQuantizePlan):
     f, arr, cb = plan.format, plan.x, plan.codebook
     cd = f.code_dtype
     lay = layout_of(arr.dtype)
-    idx = nearest_index(arr, cb, plan.tie)
-    # Not saturating, beyond the overflow midpoint (and ±Inf): the virtual codeword's code, ±Inf or NaN for e4m3fn.
-    codes = cb.encodings[idx.ravel()].reshape(idx.shape).astype(cd)
-    signbit = (np.ascontiguousarray(arr).view(lay.uint).reshape(arr.shape) >> lay.uint(lay.nbits - 1)).astype(bool)
-    if f.signed_zero and f.zero_index >= 0:
-        zero_code = cd(f.codebook.encodings[f.zero_index])
-        neg_zero = signbit & (codes == zero_code)
-        codes = np.where(neg_zero, codes | cd(1 << f.sign_bit), codes).astype(cd)
-    if plan.nan.any():
-        canon = cd(f.nan_code)
-        sign = cd(1 << f.sign_bit)
-        codes = np.where(plan.nan, np.where(signbit, canon | sign, canon), codes).astype(cd)
-    return codes
+    flat, nan = arr.reshape(-1), plan.nan.reshape(-1)
+    enc = cb.encodings.astype(cd)  # encodings fit the code dtype by construction
+    signed_zero = f.signed_zero and f.zero_index >= 0
+    any_nan = bool(nan.any())
+    codes = np.empty(flat.size, dtype=cd)
+    for sl in chunks(flat.size):  # element-wise: each chunk's codes are those of the whole
+        # Not saturating, beyond the overflow midpoint (and ±Inf): the virtual codeword's code, ±Inf or NaN for e4m3fn.
+        c = enc[nearest_index(flat[sl], cb, plan.tie)]
+        if signed_zero or any_nan:
+            signbit = (np.ascontiguousarray(flat[sl]).view(lay.uint) >> lay.uint(lay.nbits - 1)).astype(bool)
+        if signed_zero:
+            neg_zero = signbit & (c == cd(f.codebook.encodings[f.zero_index]))
+            c = np.where(neg_zero, c | cd(1 << f.sign_bit), c).astype(cd)
+        if any_nan:
+            canon, sign = cd(f.nan_code), cd(1 << f.sign_bit)
+            c = np.where(nan[sl], np.where(signbit, canon | sign, canon), c).astype(cd)
+        codes[sl] = c
+    return codes.reshape(arr.shape)
 
 
 @dataclass(frozen=True)

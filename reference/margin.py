@@ -17,7 +17,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan, real_parameter, require_nonempty
+from ._domain import as_float_array, check_nan_policy, chunks, nan_mask, raise_on_nan, real_parameter, require_nonempty
 from .codebook import Codebook, exact_gaps, nearest_index, thresholds
 from .formats import AbsmaxBlockFormat, ElementFormat, MXFormat, NVFP4Format, resolve_format
 
@@ -104,17 +104,16 @@ def prepare_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "rais
     return MarginPlan(f, arr, cb, tie, nan, thresholds(cb, tie, arr.dtype), exact_gaps(cb))  # tie errors here
 
 
-def execute_voronoi_margin(plan: MarginPlan) -> np.ndarray:
-    """DEF-MARGIN — the reference executor: γ of every element of a prepared plan (float64, x's shape)."""
-    arr, cb = plan.x, plan.codebook
-    shape = arr.shape
-    idx = nearest_index(arr, cb, plan.tie).ravel().astype(np.intp)
+def _margin_chunk(plan: MarginPlan, sl: slice) -> np.ndarray:
+    """γ of the elements ``sl`` of the flattened plan (element-wise, so chunks compose to the whole)."""
+    cb = plan.codebook
+    idx = nearest_index(plan.x.reshape(-1)[sl], cb, plan.tie).astype(np.intp)
     with np.errstate(invalid="ignore"):  # NaN elements convert to NaN; they are masked below
-        x64 = arr.ravel().astype(np.float64)
+        x64 = plan.x.reshape(-1)[sl].astype(np.float64)
     v = cb.values
     k = v.size
     gamma = np.full(x64.shape, np.inf)
-    ok = ~plan.nan.ravel()
+    ok = ~plan.nan.reshape(-1)[sl]
     if k > 1:
         gaps = plan.gaps
         c = v[idx]
@@ -125,7 +124,15 @@ def execute_voronoi_margin(plan: MarginPlan) -> np.ndarray:
             g_dn = _side(x64[dn], c[dn], v[idx[dn] - 1], gaps[idx[dn] - 1], False)
         gamma[dn] = np.minimum(gamma[dn], g_dn)
     gamma[~ok] = np.nan
-    return gamma.reshape(shape)
+    return gamma
+
+
+def execute_voronoi_margin(plan: MarginPlan) -> np.ndarray:
+    """DEF-MARGIN — the reference executor: γ of every element of a prepared plan (float64, x's shape)."""
+    gamma = np.empty(plan.x.size)
+    for sl in chunks(plan.x.size):
+        gamma[sl] = _margin_chunk(plan, sl)
+    return gamma.reshape(plan.x.shape)
 
 
 def voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> np.ndarray:
@@ -162,7 +169,9 @@ def prepare_min_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "
 
 def execute_min_voronoi_margin(plan: MinMarginPlan) -> float:
     """DEF-MARGIN — the reference executor: the smallest γ of a prepared plan."""
-    return float("nan") if plan.margin is None else float(execute_voronoi_margin(plan.margin).min())
+    if plan.margin is None:
+        return float("nan")
+    return float(min(_margin_chunk(plan.margin, sl).min() for sl in chunks(plan.margin.x.size)))  # never the whole γ
 
 
 def min_voronoi_margin(x, fmt, *, tie: str = "even", nan_policy: str = "raise") -> float:
