@@ -203,3 +203,12 @@ def test_rd_point_is_the_rd_command(capsys):
     assert to_strict(rd_point("ggd", 1.7, rate=3.0)) == cli_json(capsys, "rd", "--beta", "1.7", "--rate", "3")
     with pytest.raises(InvalidParameterError, match="no element codebook"):
         rd_point("gaussian", distortion=0.1, formats=["mxfp4"])
+
+
+def test_seed003_table_names_a_beta_it_does_not_have():
+    from natprec.rdtables import seed003_table
+    from natprec.reference import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError) as e:
+        seed003_table([1.5])
+    assert e.value.value == [1.5]

@@ -131,8 +131,11 @@ def _claim(seed_value: float, lo: float, hi: float) -> str:
 def seed003_table(betas=TABLE_BETAS) -> tuple[dict, list[dict]]:
     """DEF-RD-CONTINUOUS — seed 003's table at D_REF recomputed (R(D), R_SLB, ECSQ), with a verdict per claim.
 
-    ``betas`` must be among the seed's (keys of SEED003_CLAIMS).
+    ``betas`` must be among the seed's (keys of SEED003_CLAIMS); another is an InvalidParameterError.
     """
+    unknown = [b for b in betas if b not in SEED003_CLAIMS]
+    if unknown:
+        raise InvalidParameterError(f"seed 003's table has β in {sorted(SEED003_CLAIMS)}; got {unknown}", unknown)
     rows = []
     for b in betas:
         r = rd.rate_distortion_ggd(b, D_REF)
