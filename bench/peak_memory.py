@@ -22,6 +22,7 @@ OPS = {
     "discretized_entropy_bits": "npr.discretized_entropy_bits(x, 0.01)",
     "voronoi_margin nf4": "npr.voronoi_margin(x, 'nf4')",
     "min_voronoi_margin nf4": "npr.min_voronoi_margin(x, 'nf4')",
+    "injectivity_report nf4": "npr.injectivity_report(x, 'nf4', max_listed=10)",
     "injectivity_report nf4_absmax64": "npr.injectivity_report(x, 'nf4_absmax64', max_listed=10)",
     "injectivity_report mxfp4": "npr.injectivity_report(x, 'mxfp4', max_listed=10)",
 }

@@ -14,9 +14,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._domain import as_float_array, check_nan_policy, count_parameter, nan_mask, raise_on_nan, total_order_key
+from ._domain import CHUNK_ELEMENTS, as_float_array, check_nan_policy, count_parameter, nan_mask, raise_on_nan, total_order_key
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError, ProblemTooLargeError
-from .support import _l2, realized_support
+from .support import _l2, realized_support, support_size
 
 __all__ = [
     "Collision",
@@ -58,19 +58,22 @@ class InjectivityReport:
         return float(self.delta)
 
 
+def _delta_numerator(cell_sorted_counts: np.ndarray, group_starts: np.ndarray, n: int) -> int:
+    """Σ_cells [(Σ n_v)² − Σ n_v²] with Python integers (exact at any size); ``n`` = Σ counts."""
+    if n < 2**31:  # every square and sum below stays under 2**62: int64 is exact
+        c = cell_sorted_counts.astype(np.int64, copy=False)
+        per_cell = np.add.reduceat(c, group_starts) if c.size else c
+        return int(np.dot(per_cell, per_cell)) - int(np.dot(c, c))
+    c = cell_sorted_counts.astype(object)  # Python ints: exact for any N
+    per_cell = np.add.reduceat(c, group_starts) if c.size else c
+    return int(sum(int(s) * int(s) for s in per_cell)) - int(sum(int(v) * int(v) for v in c))
+
+
 def _grouped_delta(cell_sorted_counts: np.ndarray, group_starts: np.ndarray, n: int) -> Fraction:
-    """Σ_cells [(Σ n_v)² − Σ n_v²] / N² with Python integers (exact at any size)."""
+    """Σ_cells [(Σ n_v)² − Σ n_v²] / N² as an exact Fraction."""
     if n == 0:
         raise EmptyInputError("δ of an empty sample is undefined", value=0)
-    if n < 2**31:  # every square and sum below stays under 2**62: int64 is exact
-        c = cell_sorted_counts.astype(np.int64)
-        per_cell = np.add.reduceat(c, group_starts) if c.size else c
-        num = int(np.dot(per_cell, per_cell)) - int(np.dot(c, c))
-    else:
-        c = cell_sorted_counts.astype(object)  # Python ints: exact for any N
-        per_cell = np.add.reduceat(c, group_starts) if c.size else c
-        num = int(sum(int(s) * int(s) for s in per_cell)) - int(sum(int(v) * int(v) for v in c))
-    return Fraction(num, n * n)
+    return Fraction(_delta_numerator(cell_sorted_counts, group_starts, n), n * n)
 
 
 def collision_probability(counts, cells) -> Fraction:
@@ -90,19 +93,95 @@ def collision_probability(counts, cells) -> Fraction:
     return _grouped_delta(counts[order], starts, int(counts.sum(dtype=object)) if counts.size else 0)
 
 
-def _cells_of_elements(arr, f, tie):
-    """Cell id (int64) and reconstructed value (float64) of every element, flattened."""
-    from .formats import ElementFormat
+@dataclass
+class _Census:
+    """Running totals of a census over (cell, value) pairs fed in cell-contiguous batches."""
 
-    if isinstance(f, ElementFormat):
-        codes = f.quantize(arr, tie=tie, saturate=True).ravel()
-        return codes.astype(np.int64), f.dequantize(codes)
+    keep: int | None = None  # how many collisions to list (None: all); only those are materialised
+    num: int = 0
+    cells_used: int = 0
+    colliding_values: int = 0
+    candidates: list = field(default_factory=list)  # (size, cell id, values, counts, codeword) of collisions
+
+    def add(self, cells: np.ndarray, values: np.ndarray, counts: np.ndarray, codeword) -> None:
+        """Pairs sorted by (cell, value), each cell one run; ``codeword(i)`` decodes the cell of pair i."""
+        if cells.size == 0:
+            return
+        first = np.empty(cells.size, dtype=bool)
+        first[0] = True
+        np.not_equal(cells[1:], cells[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        per_cell = np.diff(starts, append=cells.size)
+        self.num += _delta_numerator(counts, starts, int(counts.sum()))
+        self.cells_used += int(starts.size)
+        multi = np.flatnonzero(per_cell > 1)
+        if multi.size:
+            self.colliding_values += int(per_cell[multi].sum())
+            sizes = np.add.reduceat(counts, starts)[multi]
+            ids = cells[starts[multi]].astype(np.int64)
+            pick = np.lexsort((ids, -sizes))[: self.keep]  # largest first, then by cell: this batch's best
+            for j in pick.tolist():
+                a, k = int(starts[multi[j]]), int(per_cell[multi[j]])
+                self.candidates.append((int(sizes[j]), int(ids[j]), values[a:a + k].copy(), counts[a:a + k].copy(), codeword(a)))
+            if self.keep is not None:
+                self.candidates = sorted(self.candidates, key=lambda cand: (-cand[0], cand[1]))[: self.keep]
+
+
+def _element_census(arr: np.ndarray, f, tie: str, keep: int | None) -> tuple[_Census, int]:
+    """Element formats: a cell is a run of the sorted support (the quantizer is monotone), so the
+    support with its counts is the whole census — no per-element cells are formed."""
+    sup = realized_support(arr, nan_policy="raise")  # by value: −0.0 joins +0.0, reported as +0.0
+    codes = f.quantize(sup.values, tie=tie, saturate=True)
+    census = _Census(keep)
+    census.add(codes, sup.values, sup.counts, lambda i: float(f.dequantize(codes[i:i + 1])[0]))
+    return census, sup.size
+
+
+def _block_chunk(census: _Census, f, q, codes, values, scales, block, sign) -> None:
+    """Feed one rectangle of whole blocks to the census: pairs sorted by (cell, value)."""
+    from .formats import BlockQuantized
+
+    zero = values == 0
+    v = np.where(zero, np.zeros_like(values), values)  # by value: −0.0 is +0.0, so it takes +0's encoding
+    c = codes if sign is None else np.where(zero, codes & ~sign, codes)
+    cell = ((block << f.element.nbits) + c.astype(np.int64)).ravel()
+    flat = v.ravel()
+    key = total_order_key(flat)
+    order = np.lexsort((key, cell))
+    cs, ks = cell[order], key[order]
+    pairs = np.flatnonzero(np.concatenate(([True], (cs[1:] != cs[:-1]) | (ks[1:] != ks[:-1]))))
+    counts = np.diff(pairs, append=cs.size).astype(np.int64)
+    at = order[pairs]
+    decoded = []  # this rectangle's reconstructions, decoded once and only if a listed collision needs one
+
+    def codeword(i):
+        if not decoded:
+            decoded.append(f.dequantize(BlockQuantized(f.name, c, scales, q.tensor_scale, c.shape, f.block_size)).ravel())
+        return float(decoded[0][at[i]])
+
+    census.add(cs[pairs], flat[at], counts, codeword)
+
+
+def _block_census(arr: np.ndarray, f, tie: str, keep: int | None) -> tuple[_Census, int]:
+    """Block formats: cells are (block, encoding) and never span blocks, so rectangles of whole blocks go in chunks."""
     q = f.quantize(arr, tie=tie)
     length = q.codes.shape[-1]
     rows = q.codes.size // length
-    block_id = np.arange(rows, dtype=np.int64)[:, None] * q.scales.shape[-1] + np.arange(length, dtype=np.int64) // f.block_size
-    cell = (block_id << f.element.nbits) + q.codes.reshape(rows, length).astype(np.int64)
-    return cell.ravel(), f.dequantize(q).ravel()
+    nb = q.scales.shape[-1]
+    codes, values, scales = q.codes.reshape(rows, length), arr.reshape(rows, length), q.scales.reshape(rows, nb)
+    el = f.element
+    sign = el.code_dtype(1 << el.sign_bit) if el.signed_zero and el.zero_index >= 0 else None
+    census = _Census(keep)
+    bs = f.block_size
+    width = max(bs, CHUNK_ELEMENTS // bs * bs)  # whole blocks: a cell never spans two chunks
+    for c0 in range(0, length, width):
+        c1 = min(length, c0 + width)
+        step = max(1, CHUNK_ELEMENTS // (c1 - c0))
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            _block_chunk(census, f, q, codes[r0:r1, c0:c1], values[r0:r1, c0:c1], scales[r0:r1, c0 // bs:-(-c1 // bs)],
+                         np.arange(r0, r1, dtype=np.int64)[:, None] * nb + np.arange(c0, c1, dtype=np.int64) // bs, sign)
+    return census, support_size(arr)
 
 
 def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", max_listed: int | None = None) -> InjectivityReport:
@@ -130,57 +209,27 @@ def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", 
     if arr.ndim == 0:
         arr = arr.reshape(1)
     # The support is by value, so −0.0 is +0.0 here too (else a signed-zero format would
-    # put one realized value in two cells).
-    arr = np.where(arr == 0, np.zeros_like(arr), arr)
-    cell, recon = _cells_of_elements(arr, f, tie)
-    flat = arr.ravel()
-    key = total_order_key(flat).astype(np.uint64)
-    order = np.lexsort((key, cell))
-    cs, ks = cell[order], key[order]
-    new_pair = np.concatenate(([True], (cs[1:] != cs[:-1]) | (ks[1:] != ks[:-1])))
-    pair_starts = np.flatnonzero(new_pair)
-    pair_counts = np.diff(np.append(pair_starts, cs.size)).astype(np.int64)
-    pair_cells = cs[pair_starts]
-    pair_vals = flat[order][pair_starts]
-    pair_recon = recon[order][pair_starts]
-    cell_new = np.concatenate(([True], pair_cells[1:] != pair_cells[:-1]))
-    cell_starts = np.flatnonzero(cell_new)
-    values_per_cell = np.diff(np.append(cell_starts, pair_cells.size))
-    delta = _grouped_delta(pair_counts, cell_starts, int(flat.size))
-    multi = np.flatnonzero(values_per_cell > 1)
-    sizes = np.add.reduceat(pair_counts, cell_starts)[multi] if multi.size else np.zeros(0, np.int64)
-    listing = multi[np.argsort(-sizes, kind="stable")]
-    if max_listed is not None:
-        listing = listing[:max_listed]
-    collisions = []
-    for ci in listing:
-        a, b = cell_starts[ci], cell_starts[ci] + values_per_cell[ci]
-        cid = int(pair_cells[a])
-        collisions.append(
-            Collision(
-                cell=(cid,),
-                codeword=float(pair_recon[a]),
-                values=pair_vals[a:b].copy(),
-                counts=pair_counts[a:b].copy(),
-            )
-        )
-    support = realized_support(arr, nan_policy="raise")
+    # put one realized value in two cells); each census quantizes with that in mind.
+    census, supp = (_element_census if isinstance(f, ElementFormat) else _block_census)(arr, f, tie, max_listed)
+    listed = sorted(census.candidates, key=lambda cand: (-cand[0], cand[1]))  # largest first, then by cell
+    collisions = [Collision(cell=(cid,), codeword=cw, values=vals, counts=cnt) for _, cid, vals, cnt, cw in listed]
     el = f if isinstance(f, ElementFormat) else f.element
     size = len(el.codebook) + (1 if el.signed_zero and el.zero_index >= 0 else 0)  # −0 is a cell of its own
     if not isinstance(f, ElementFormat):  # every block has its own copy of the element's cells
         size *= int(np.ceil(arr.shape[-1] / f.block_size)) * (arr.size // arr.shape[-1])
-    injective = bool(multi.size == 0)
+    injective = census.colliding_values == 0
+    n = int(arr.size)
     return InjectivityReport(
         format=f.name,
-        n_elements=int(flat.size),
-        support_size=support.size,
+        n_elements=n,
+        support_size=supp,
         codebook_size=size,
-        cells_used=int(cell_starts.size),
+        cells_used=census.cells_used,
         injective=injective,
-        corollary=bool(size >= support.size and multi.size == 0),
+        corollary=bool(size >= supp and injective),
         collisions=collisions,
-        colliding_values=int(values_per_cell[multi].sum()) if multi.size else 0,
-        delta=delta,
+        colliding_values=census.colliding_values,
+        delta=Fraction(census.num, n * n),
     )
 
 

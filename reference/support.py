@@ -18,6 +18,7 @@ import numpy as np
 from ._domain import (
     as_float_array,
     check_nan_policy,
+    chunks,
     from_total_order_key,
     layout_of,
     nan_mask,
@@ -85,6 +86,27 @@ def _run_starts(s: np.ndarray) -> np.ndarray:
         flags[0] = True
         np.not_equal(s[1:], s[:-1], out=flags[1:])
     return flags
+
+
+def _run_lengths(starts: np.ndarray) -> np.ndarray:
+    """Lengths (int64) of the runs whose first elements the boolean ``starts`` marks.
+
+    Formed chunk by chunk, so no index array of the input's length is built: memory is the output.
+    """
+    out = np.empty(int(np.count_nonzero(starts)), dtype=np.int64)
+    k, prev = 0, None
+    for sl in chunks(starts.size):
+        pos = np.flatnonzero(starts[sl]) + sl.start
+        if pos.size == 0:
+            continue
+        if prev is not None:
+            out[k - 1] = pos[0] - prev  # the run open at the previous chunk's end closes here
+        out[k:k + pos.size - 1] = np.diff(pos)
+        k += pos.size
+        prev = int(pos[-1])
+    if k:
+        out[k - 1] = starts.size - prev
+    return out
 
 
 @dataclass(frozen=True)
@@ -158,8 +180,8 @@ def execute_realized_support(plan: SupportPlan) -> Support:
         vals, cnt = from_total_order_key(keys, lay.dtype), counts[keys].astype(np.int64)
     else:
         body = s if is_key else s[: s.size - n_nan]
-        starts = np.flatnonzero(_run_starts(body))
-        cnt = np.diff(starts, append=body.size).astype(np.int64)
+        starts = _run_starts(body)
+        cnt = _run_lengths(starts)
         vals = body[starts]
         if is_key:
             vals = from_total_order_key(vals, lay.dtype)
