@@ -5,6 +5,8 @@ cut at places that are not chunk boundaries: element-wise results must concatena
 histograms must add.  Peak memory itself is measured in bench/peak_memory.py, not here.
 """
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,34 @@ def test_chunked_histogram_adds(x):
             merged[k] = merged.get(k, 0) + c
     assert h.bins.tolist() == sorted(merged) and h.counts.tolist() == [merged[k] for k in sorted(merged)]
     assert h.bins.dtype == np.int64 and h.counts.dtype == np.int64 and int(h.counts.sum()) == N
+
+
+def _census_oracle(x, fmt):
+    """δ, cells used and colliding values from every (cell, value) pair at once (no chunks, no support)."""
+    f = npr.get_format(fmt)
+    v = np.where(x == 0, np.float32(0), x).astype(np.float32)  # by value: −0.0 is +0.0
+    if isinstance(f, npr.ElementFormat):
+        cell = npr.quantize(v, f).astype(np.int64)
+    else:
+        q = npr.quantize(v, f)
+        cell = ((np.arange(v.size, dtype=np.int64) // f.block_size) << f.element.nbits) + q.codes.astype(np.int64)
+    pairs, counts = np.unique(np.stack([cell.astype(np.float64), v.astype(np.float64)]), axis=1, return_counts=True)
+    cells, per_cell_values = np.unique(pairs[0], return_counts=True)
+    sums = {}
+    for c, n in zip(pairs[0].tolist(), counts.tolist()):
+        sums[c] = sums.get(c, 0) + n
+    num = sum(s * s for s in sums.values()) - sum(n * n for n in counts.tolist())
+    multi = per_cell_values > 1
+    return num, int(cells.size), int(per_cell_values[multi].sum()), int(multi.sum())
+
+
+@pytest.mark.spec("DEF-COLLISION-CENSUS", "DEF-COLLISION-PROBABILITY")
+@pytest.mark.parametrize("fmt", ["nf4", "float8_e4m3fn", "nf4_absmax64", "mxfp4", "nvfp4"])
+def test_census_over_several_chunks_equals_all_pairs_at_once(x, fmt):
+    r = npr.injectivity_report(x, fmt, max_listed=2)
+    num, cells_used, colliding, multi_cells = _census_oracle(x, fmt)
+    assert r.delta == Fraction(num, x.size**2)
+    assert (r.cells_used, r.colliding_values, r.n_elements) == (cells_used, colliding, x.size)
+    assert len(r.collisions) == min(2, multi_cells)
+    sizes = [int(c.counts.sum()) for c in r.collisions]
+    assert sizes == sorted(sizes, reverse=True)
