@@ -23,6 +23,8 @@ from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
 
 __all__ = [
     "check_shape_scale",
+    "check_sample_range",
+    "SAMPLE_RANGE",
     "unit_variance_alpha",
     "pdf",
     "logpdf",
@@ -233,6 +235,25 @@ def _check_samples(x) -> np.ndarray:
     if np.count_nonzero(arr) < 2:
         raise InvalidParameterError(
             f"a GGD fit needs at least 2 non-zero samples; got {np.count_nonzero(arr)}", value=arr.size
+        )
+    return check_sample_range(arr)
+
+
+#: Samples whose magnitudes leave [2**-500, 2**500] have second moments outside float64.
+SAMPLE_RANGE = (2.0**-500, 2.0**500)
+
+
+def check_sample_range(arr: np.ndarray) -> np.ndarray:
+    """DEF-RD-GGD — samples for moment statistics: every non-zero |x| in SAMPLE_RANGE, else InvalidParameterError.
+
+    Beyond it x² over- or underflows, and a fit or an MSE would be ±Inf, 0 or a division by zero.
+    """
+    a = np.abs(arr[arr != 0])
+    if a.size and (a.max() > SAMPLE_RANGE[1] or a.min() < SAMPLE_RANGE[0]):
+        bad = float(a.max() if a.max() > SAMPLE_RANGE[1] else a.min())
+        raise InvalidParameterError(
+            f"sample magnitude {bad!r} is outside [2**-500, 2**500], where second moments are float64 numbers; "
+            "rescale the samples", value=bad,
         )
     return arr
 

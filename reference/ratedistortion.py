@@ -693,7 +693,7 @@ class SampleSource:
         if not np.isfinite(arr).all():
             v = float(arr[~np.isfinite(arr)][0])
             raise NonFiniteInputError(f"samples contain a non-finite value {v!r}", value=v)
-        return arr
+        return ggd.check_sample_range(arr)
 
 
 @dataclass
@@ -822,6 +822,7 @@ def format_operating_point(samples, fmt, *, h_bits=None) -> OperatingPoint:
     if isinstance(f, ElementFormat):
         return operating_point(f.codebook, SampleSource(samples), scale="mse", h_bits=h_bits)
     x = np.asarray(samples)
+    SampleSource(x).checked()  # the same domain as element formats: finite, moments representable
     q = f.quantize(x)
     err = f.dequantize(q) - x.astype(np.float64)
     mse = float(np.mean(err * err))

@@ -311,6 +311,14 @@ RAISES = {
     "R(D) grid that misses the source's variance": [
         ("heavy-tailed grid", lambda: ratedistortion.rate_distortion_ggd(0.01, 0.01), InvalidParameterError, ...),
     ],
+    "sample magnitudes whose squares leave float64": [
+        ("ML fit of huge samples", lambda: ggd.fit_ml([1.7e308, -1.7e308, 1.0]), InvalidParameterError, 1.7e308),
+        ("moment fit of subnormals", lambda: ggd.fit_moments([5e-324, -5e-324, 1e-310]), InvalidParameterError, 5e-324),
+        ("operating point of huge samples", lambda: ratedistortion.format_operating_point([1e300, 1.0], "nf4"),
+         InvalidParameterError, 1e300),
+        ("block operating point of huge samples", lambda: ratedistortion.format_operating_point(np.array([1e300, 1.0]), "mxfp4"),
+         InvalidParameterError, 1e300),
+    ],
     "Landauer bound past the float64 range": [
         ("Landauer overflow", lambda: landauer_energy_joules(1e300, 0.0, 1e40), InvalidParameterError, (1e300, 1e40)),
     ],
@@ -373,6 +381,10 @@ ACCEPTED = {
                                                                       voronoi_margin(x, name).shape))(
             np.zeros((0, 5), _F32), quantize(np.zeros((0, 5), _F32), name)))(name), ((0, 5), (0, 1), (0, 5), (0, 5)))
         for name in block_format_names()
+    ],
+    "double rounding whose MSE passes the float64 range": [
+        ("double rounding MSE overflow",
+         lambda: double_rounding(np.array([1.7e308, -1.7e308, 0.0]), "bfloat16", "float8_e4m3fn").mse_direct, inf),
     ],
     "block size beyond the input": [
         ("block 2**40", lambda: quantize(np.ones((2, 10), _F32), get_format("mxfp4", block_size=2**40)).scales,
