@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
+from ._domain import FLOAT_DTYPES, chunks
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
 
 __all__ = [
@@ -228,10 +229,18 @@ class GGDFit:
 
 
 def _check_samples(x) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64).ravel()
+    """Samples for a fit, flattened: a float array keeps its dtype (no float64 copy; sums convert chunk by chunk)."""
+    arr = np.asarray(x)
+    if arr.dtype not in FLOAT_DTYPES:
+        arr = np.asarray(x, dtype=np.float64)
+    arr = arr.ravel()
     if arr.size == 0:
         raise EmptyInputError("samples are empty", value=[])
-    arr = _finite_array(arr, "samples")
+    for sl in chunks(arr.size):
+        bad = ~np.isfinite(arr[sl])
+        if bad.any():
+            v = float(arr[sl][bad][0])
+            raise NonFiniteInputError(f"samples contains a non-finite value {v!r}", value=v)
     if np.count_nonzero(arr) < 2:
         raise InvalidParameterError(
             f"a GGD fit needs at least 2 non-zero samples; got {np.count_nonzero(arr)}", value=arr.size
@@ -248,9 +257,14 @@ def check_sample_range(arr: np.ndarray) -> np.ndarray:
 
     Beyond it x² over- or underflows, and a fit or an MSE would be ±Inf, 0 or a division by zero.
     """
-    a = np.abs(arr[arr != 0])
-    if a.size and (a.max() > SAMPLE_RANGE[1] or a.min() < SAMPLE_RANGE[0]):
-        bad = float(a.max() if a.max() > SAMPLE_RANGE[1] else a.min())
+    lo, hi = math.inf, 0.0
+    for sl in chunks(arr.size):  # |x| of one chunk at a time
+        a = np.abs(arr[sl])
+        a = a[a != 0]
+        if a.size:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    if hi > SAMPLE_RANGE[1] or lo < SAMPLE_RANGE[0]:
+        bad = hi if hi > SAMPLE_RANGE[1] else lo
         raise InvalidParameterError(
             f"sample magnitude {bad!r} is outside [2**-500, 2**500], where second moments are float64 numbers; "
             "rescale the samples", value=bad,
@@ -258,13 +272,29 @@ def check_sample_range(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _profile_loglik(beta: float, absx: np.ndarray, n: int) -> float:
+def _log_abs_nonzero(arr: np.ndarray) -> np.ndarray:
+    """ln|x| of the non-zero samples, formed chunk by chunk (no |x| copy of the samples)."""
+    out = np.empty(int(np.count_nonzero(arr)))
+    k = 0
+    for sl in chunks(arr.size):
+        a = arr[sl]
+        v = np.log(np.abs(a[a != 0]).astype(np.float64))
+        out[k:k + v.size] = v
+        k += v.size
+    return out
+
+
+def _log_mean_pow(beta: float, logs: np.ndarray, n: int) -> float:
+    """ln((1/n) Σ|x|^β) from ln|x|, shifted by the largest term and summed chunk by chunk (no overflow, O(chunk) memory)."""
+    mx = beta * float(np.max(logs))  # = max(β·ln|x|): β > 0 keeps the maximiser
+    total = math.fsum(float(np.sum(np.exp(beta * logs[sl] - mx))) for sl in chunks(logs.size))
+    return mx + math.log(total / n)
+
+
+def _profile_loglik(beta: float, logs: np.ndarray, n: int) -> float:
     # α̂(β) = (β/n Σ|x|^β)^{1/β} maximises the likelihood at fixed β; substituting gives
     # ℓ(β) = n[ln β − ln 2 − lnΓ(1/β) − ln α̂ − 1/β].  Logs avoid |x|^β overflow.
-    logs = np.log(absx[absx > 0])
-    mx = float(np.max(beta * logs))
-    log_mean = mx + math.log(float(np.sum(np.exp(beta * logs - mx))) / n)
-    log_alpha = (math.log(beta) + log_mean) / beta
+    log_alpha = (math.log(beta) + _log_mean_pow(beta, logs, n)) / beta
     return n * (math.log(beta) - LN2 - math.lgamma(1.0 / beta) - log_alpha - 1.0 / beta)
 
 
@@ -278,12 +308,13 @@ def fit_ml(x, confidence: float = 0.95) -> GGDFit:
     conf = float(confidence)
     if not 0.0 < conf < 1.0:
         raise InvalidParameterError(f"confidence must be in (0, 1); got {confidence!r}", value=confidence)
-    absx = np.abs(arr)
     n = arr.size
+    logs = _log_abs_nonzero(arr)
+    del arr  # the fit needs only ln|x| of the non-zero samples
     lo_b, hi_b = BETA_FIT_RANGE
 
     def negll(t):
-        return -_profile_loglik(math.exp(t), absx, n)
+        return -_profile_loglik(math.exp(t), logs, n)
 
     res = optimize.minimize_scalar(
         negll, bounds=(math.log(lo_b), math.log(hi_b)), method="bounded", options={"xatol": 1e-10}
@@ -293,7 +324,7 @@ def fit_ml(x, confidence: float = 0.95) -> GGDFit:
     cut = ll_max - 0.5 * stats.chi2.ppf(conf, 1)
 
     def excess(t):
-        return _profile_loglik(math.exp(t), absx, n) - cut
+        return _profile_loglik(math.exp(t), logs, n) - cut
 
     def end(bound):
         tb = math.log(bound)
@@ -302,10 +333,7 @@ def fit_ml(x, confidence: float = 0.95) -> GGDFit:
         return math.exp(optimize.brentq(excess, min(res.x, tb), max(res.x, tb), xtol=1e-12))
 
     ci = (end(lo_b), end(hi_b))
-    logs = np.log(absx[absx > 0])
-    mx = float(np.max(beta_hat * logs))
-    log_mean = mx + math.log(float(np.sum(np.exp(beta_hat * logs - mx))) / n)
-    alpha_hat = math.exp((math.log(beta_hat) + log_mean) / beta_hat)
+    alpha_hat = math.exp((math.log(beta_hat) + _log_mean_pow(beta_hat, logs, n)) / beta_hat)
     return GGDFit(beta_hat, alpha_hat, ci, conf, "ml-profile-likelihood", n, float(ll_max))
 
 
@@ -321,8 +349,9 @@ def fit_moments(x) -> GGDFit:
     the range the ratio takes on BETA_FIT_RANGE raises InvalidParameterError.
     """
     arr = _check_samples(x)
-    m1 = float(np.mean(np.abs(arr)))
-    m2 = float(np.mean(arr * arr))
+    n = arr.size
+    m1 = math.fsum(float(np.sum(np.abs(arr[sl].astype(np.float64)))) for sl in chunks(n)) / n
+    m2 = math.fsum(float(np.sum(np.square(arr[sl].astype(np.float64)))) for sl in chunks(n)) / n
     r = m1 * m1 / m2
     lo_b, hi_b = BETA_FIT_RANGE
     r_lo, r_hi = _abs_ratio(lo_b), _abs_ratio(hi_b)

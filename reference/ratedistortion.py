@@ -14,6 +14,7 @@ import numpy as np
 from scipy import optimize, special
 
 from . import ggd
+from ._domain import chunks
 from .codebook import Codebook, nearest_index
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
 from .registry import NF4_VALUES
@@ -742,9 +743,13 @@ def _mse_and_masses(cb: Codebook, source, scale: float):
         return mse, m0
     if isinstance(source, SampleSource):
         xs = source.checked()
-        idx = nearest_index(xs / scale, cb).astype(np.int64)
-        err = xs - scale * cb.values[idx]
-        return float(np.mean(err * err)), np.bincount(idx, minlength=len(cb)) / xs.size
+        sq, counts = [], np.zeros(len(cb), dtype=np.int64)
+        for sl in chunks(xs.size):  # the index and error arrays of one chunk at a time
+            idx = nearest_index(xs[sl] / scale, cb).astype(np.intp)
+            err = xs[sl] - scale * cb.values[idx]
+            sq.append(float(np.dot(err, err)))
+            counts += np.bincount(idx, minlength=len(cb))
+        return math.fsum(sq) / xs.size, counts / xs.size
     raise InvalidParameterError(f"source must be GGDSource or SampleSource; got {type(source).__name__}", value=source)
 
 

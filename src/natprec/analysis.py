@@ -30,7 +30,7 @@ from natprec.reference import (
     injectivity_report,
     min_voronoi_margin,
     natural_precision,
-    realized_support,
+    support_size,
 )
 from natprec.reference import ratedistortion as rd
 from natprec.strictjson import json_code, json_number, to_strict
@@ -271,8 +271,8 @@ def _prepare(formats, delta, max_collisions) -> list:
 
 def _analyse(label: str, arr: np.ndarray, formats: list, delta: float | None, nan_policy: str, max_collisions: int) -> TensorAnalysis:
     # Support first: it validates the dtype and applies nan_policy='raise' with the reference's message.
-    sup_v = realized_support(arr, by="value", nan_policy=nan_policy)
-    sup_b = realized_support(arr, by="bits", nan_policy=nan_policy)
+    n_value = support_size(arr, by="value", nan_policy=nan_policy)  # sizes only: no support is materialised
+    n_bits = support_size(arr, by="bits", nan_policy=nan_policy)
     dtype, shape, size = str(arr.dtype), tuple(arr.shape), int(arr.size)
     nan = np.isnan(arr)
     nan_omitted = int(nan.sum())
@@ -280,7 +280,7 @@ def _analyse(label: str, arr: np.ndarray, formats: list, delta: float | None, na
         # Every reference call below then sees the same NaN-free, flattened data
         # (what injectivity_report does for 'omit'; block formats need finite input).
         arr = arr[~nan]
-    b_star = natural_precision(support_size=sup_v.size)  # before Δ: on empty data, its error is the one reported
+    b_star = natural_precision(support_size=n_value)  # before Δ: on empty data, its error is the one reported
     with np.errstate(invalid="ignore", over="ignore"):  # ±Inf data: the histogram reports it
         std = float(np.std(arr.astype(np.float64)))
     d, rule = _default_delta(std) if delta is None else (delta, "--delta")
@@ -291,7 +291,7 @@ def _analyse(label: str, arr: np.ndarray, formats: list, delta: float | None, na
     fit = _ggd_summary(arr)
     return TensorAnalysis(
         name=label, dtype=dtype, shape=shape, elements=size, nan_omitted=nan_omitted,
-        support_size_value=sup_v.size, support_size_bits=sup_b.size,
+        support_size_value=n_value, support_size_bits=n_bits,
         natural_precision_bits=b_star,
         entropy=entropy, ggd=fit,
         formats=tuple(_format_analysis(arr, f, max_collisions, fit.differential_entropy_bits) for f in formats),
