@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._domain import as_float_array, assert_subnormals_survive, check_nan_policy, chunks, layout_of, nan_mask, raise_on_nan
+from ._domain import CHUNK_ELEMENTS, as_float_array, assert_subnormals_survive, check_nan_policy, chunks, layout_of, nan_mask, raise_on_nan
 from .codebook import Codebook, nearest_index, thresholds
 from .errors import (
     CodebookError,
@@ -447,6 +447,15 @@ def _floor_log2(a: np.ndarray) -> np.ndarray:
     return (k - 1).astype(np.int64)
 
 
+def _scaled_back_exactly(y: np.ndarray, blk: np.ndarray, shift: np.ndarray) -> bool:
+    """Whether y · 2^−shift == blk everywhere (scaling back by a power of two is exact, so this finds any
+    rounding of y = blk · 2^shift), checked a chunk of blocks at a time."""
+    bs = blk.shape[-1]
+    y2, b2, s2 = y.reshape(-1, bs), blk.reshape(-1, bs), np.broadcast_to(shift, blk.shape[:-1] + (1,)).reshape(-1, 1)
+    rows = max(1, CHUNK_ELEMENTS // max(bs, 1))
+    return all(np.array_equal(np.ldexp(y2[i:i + rows], -s2[i:i + rows]), b2[i:i + rows]) for i in range(0, y2.shape[0], rows))
+
+
 class MXFormat(_BlockFormat):
     """DEF-FORMAT-MX — OCP Microscaling: 32-element blocks, E8M0 power-of-two scale.
 
@@ -491,9 +500,16 @@ class MXFormat(_BlockFormat):
             e = np.where(safe > np.ldexp(m, e), e + 1, e)
             e = np.where(safe <= np.ldexp(m, e - 1), e - 1, e)
         e = np.where(pos, np.clip(e, -127, 127), -127)
-        y = blk.astype(np.float64)
-        np.ldexp(y, -e[..., None], out=y)  # exact power-of-two scaling, in place
+        shift = (-e[..., None]).astype(np.int32)
+        y = np.ldexp(blk, shift)  # float32; exact unless a result falls among float32's subnormals
+        if not _scaled_back_exactly(y, blk, shift):
+            y = blk.astype(np.float64)
+            np.ldexp(y, shift, out=y)  # exact in float64: the rare block with values 2^126 below its max
         return y, n, (e + 127).astype(np.uint8), None
+
+    def scaled(self, x) -> np.ndarray:
+        """The block-scaled values x · 2^−e, exact, as float64 (x's shape)."""
+        return super().scaled(x).astype(np.float64, copy=False)
 
     def _decode(self, values: np.ndarray, plan: BlockDequantizePlan) -> np.ndarray:
         q = plan.quantized

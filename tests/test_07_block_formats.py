@@ -521,3 +521,23 @@ def test_block_size_beyond_the_input_is_one_block_of_the_values():
         np.testing.assert_array_equal(a.codes, b.codes)
         np.testing.assert_array_equal(a.scales, b.scales)
         np.testing.assert_array_equal(dequantize(a, small), dequantize(b, huge))
+
+
+@pytest.mark.spec("DEF-FORMAT-MX")
+@pytest.mark.parametrize("fmt", ["mxfp4", "mxfp8_e4m3", "mxfp6_e2m3"])
+def test_mx_scaled_values_are_exact_where_float32_would_round(fmt):
+    # A block whose maximum is 2^128 times its smallest values: x·2^−e falls among float32's subnormals.
+    x = np.random.default_rng(8).standard_normal((4, 64)).astype(np.float32)
+    x[:, 0] = 3e38
+    x[:, 1:6] = np.array([1e-40, -2e-45, 1.5e-42, 7e-39, -1e-44], np.float32)
+    f = get_format(fmt)
+    q = quantize(x, f)
+    e = q.scales.astype(np.int64) - 127
+    exact = np.ldexp(x.astype(np.float64), -np.repeat(e, f.block_size, axis=-1)[..., : x.shape[-1]])
+    y = f.scaled(x)
+    assert y.dtype == np.float64 and np.array_equal(y, exact)
+    assert np.array_equal(q.codes, quantize(exact, f.element, saturate=True))
+    x[:, 0] = 1.0  # ordinary blocks: the float32 path, same definition
+    q, y = quantize(x, f), f.scaled(x)
+    e = q.scales.astype(np.int64) - 127
+    assert np.array_equal(y, np.ldexp(x.astype(np.float64), -np.repeat(e, f.block_size, axis=-1)[..., : x.shape[-1]]))
