@@ -14,9 +14,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._domain import CHUNK_ELEMENTS, as_float_array, check_nan_policy, count_parameter, nan_mask, raise_on_nan, total_order_key
+from ._domain import CHUNK_ELEMENTS, as_float_array, check_nan_policy, chunks, count_parameter, nan_mask, raise_on_nan, total_order_key
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError, ProblemTooLargeError
-from .support import _l2, realized_support, support_size
+from .support import _l2, _run_lengths, _run_starts, support_size
 
 __all__ = [
     "Collision",
@@ -128,13 +128,85 @@ class _Census:
 
 
 def _element_census(arr: np.ndarray, f, tie: str, keep: int | None) -> tuple[_Census, int]:
-    """Element formats: a cell is a run of the sorted support (the quantizer is monotone), so the
-    support with its counts is the whole census — no per-element cells are formed."""
-    sup = realized_support(arr, nan_policy="raise")  # by value: −0.0 joins +0.0, reported as +0.0
-    codes = f.quantize(sup.values, tie=tie, saturate=True)
+    """Element formats: the quantizer is monotone, so a cell is a contiguous range of the sorted input.
+    One pass over the sorted copy, a chunk at a time, sums each cell; only the listed cells' values and
+    counts are formed, at the end, from their ranges."""
+    s = np.sort(arr.ravel())  # by value: −0.0 and +0.0 are one value, adjacent here
+    exact64 = s.size < 2**31  # then every count, square and sum below fits int64
     census = _Census(keep)
-    census.add(codes, sup.values, sup.counts, lambda i: float(f.dequantize(codes[i:i + 1])[0]))
-    return census, sup.size
+    listed = []  # (count, code, first index) of colliding cells that may be listed
+    open_cell = None  # [code, first index, count, Σ n_v², distinct values] of the cell the pass is in
+    carry = None  # [value, length] of the run the pass is in
+    support = 0
+    pos = 0  # index in s where the next finished run starts
+
+    def finish(cells):
+        nonlocal listed
+        code, first, count, squares, distinct = (np.asarray(c) for c in cells)
+        if exact64:
+            census.num += int(np.dot(count, count)) - int(squares.sum())
+        else:
+            census.num += sum(int(c) * int(c) for c in count.tolist()) - sum(int(q) for q in squares.tolist())
+        census.cells_used += int(count.size)
+        multi = distinct > 1
+        census.colliding_values += int(distinct[multi].sum())
+        listed += list(zip((-count[multi]).tolist(), code[multi].tolist(), first[multi].tolist()))
+        if keep is not None and len(listed) > 4 * keep + 64:
+            listed = sorted(listed)[:keep]
+
+    def runs(values, lengths):
+        # Finished runs, in order: their codes split them into cells; the last cell stays open.
+        nonlocal open_cell, pos
+        codes = f.quantize(np.where(values == 0, np.zeros_like(values), values), tie=tie, saturate=True).astype(np.int64)
+        lengths = lengths.astype(np.int64) if exact64 else lengths.astype(object)
+        new = np.concatenate(([True], codes[1:] != codes[:-1]))
+        g = np.flatnonzero(new)
+        firsts = pos + np.concatenate(([0], np.cumsum(lengths)[:-1]))[g]
+        cells = [codes[g], firsts, np.add.reduceat(lengths, g), np.add.reduceat(lengths * lengths, g),
+                 np.diff(g, append=codes.size)]
+        if open_cell is not None and open_cell[0] == cells[0][0]:  # the open cell goes on
+            cells[1][0] = open_cell[1]
+            for k in (2, 3, 4):
+                cells[k][0] += open_cell[k]
+        elif open_cell is not None:
+            finish([[v] for v in open_cell])
+        finish([c[:-1] for c in cells])
+        open_cell = [c[-1] for c in cells]
+        pos += int(lengths.sum())
+
+    for sl in chunks(s.size):
+        part = s[sl]
+        if part.size == 0:
+            continue
+        first = np.empty(part.size, dtype=bool)
+        first[0] = carry is None or part[0] != carry[0]
+        np.not_equal(part[1:], part[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        if carry is not None and not first[0]:  # the open run continues into this chunk
+            carry[1] += int(starts[0]) if starts.size else part.size
+        if starts.size == 0:
+            continue
+        lengths = np.diff(starts, append=part.size)
+        if carry is not None:
+            values = np.concatenate(([carry[0]], part[starts[:-1]]))
+            done = np.concatenate(([carry[1]], lengths[:-1]))
+        else:
+            values, done = part[starts[:-1]], lengths[:-1]
+        if values.size:
+            runs(values, done)
+        carry = [part[starts[-1]], int(lengths[-1])]
+        support += int(starts.size)
+    if carry is not None:
+        runs(np.asarray([carry[0]], dtype=s.dtype), np.asarray([carry[1]]))
+        finish([[v] for v in open_cell])
+    for neg_count, code, first in sorted(listed)[:keep]:
+        part = s[first:first - neg_count]
+        starts = _run_starts(part)
+        vals = part[starts]
+        vals[vals == 0] = 0  # the zero run is reported as +0.0
+        cw = float(f.dequantize(np.asarray([code], dtype=f.code_dtype))[0])
+        census.candidates.append((-neg_count, code, vals, _run_lengths(starts), cw))
+    return census, support
 
 
 def _block_chunk(census: _Census, f, q, codes, values, scales, block, sign) -> None:
