@@ -14,9 +14,8 @@ import time
 
 import pytest
 
+from natprec.rdtables import D_REF  # seed 003's reference distortion (spec/10, "Seed 003 errata")
 from natprec.reference import ratedistortion as rd
-
-D_REF = 2.0 ** (-2 * 3.19)  # seed 003's β = 2 row: R_SLB = 3.19 bits for unit variance
 
 
 @pytest.fixture(scope="module")

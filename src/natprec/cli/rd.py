@@ -287,21 +287,24 @@ def _render(doc: dict) -> str:
             set(range(7)),
         ))
     else:  # seed003
-        lines.append(f"Seed 003 at D_ref = 2^(−2·3.19) = {doc['distortion']:.6g}, unit-variance GGD(β): "
+        lines.append(f"Seed 003 at D_ref = 2^(−2·3.41) = {doc['distortion']:.6g}, unit-variance GGD(β): "
                      "ours vs the seed's claims (DEF-RD-CONTINUOUS, spec/10 'Seed 003 errata')")
         lines.append(table(
             ["β", "h (bits)", "R_SLB", "seed R_SLB", "R(D) [R_L, R_U]", "seed R(D)", "R − R_SLB", "seed gap",
-             "ECSQ rate", "ECSQ − R_SLB", "verdict"],
+             "seed h error", "ECSQ rate", "verdict"],
             [[f"{r['beta']:g}", fnum(r["h_bits"], ".4f"), fnum(r["slb_bits"], ".4f"), fnum(r["seed"]["slb_bits"], ".2f"),
               f"{r['rate_bits']:.5f} [{r['rate_lower_bits']:.5f}, {r['rate_upper_bits']:.5f}]",
               fnum(r["seed"]["rate_bits"], ".2f"), fnum(r["gap_bits"], ".1e"), fnum(r["seed"]["gap_bits"], ".2f"),
-              fnum(r["ecsq_rate_bits"], ".4f"), fnum(r["ecsq_gap_bits"], ".4f"), _verdict_cell(r["verdict"])] for r in rows],
+              fnum(r["seed_h_error_bits"], ".4f"), fnum(r["ecsq_rate_bits"], ".4f"), _verdict_cell(r["verdict"])] for r in rows],
             set(range(10)),
         ))
-        lines.append(f"A seed number holds if it lies within {doc['seed_rounding_bits']:g} bits (its rounding) of ours, "
-                     "our R(D) taken as its BA bracket widened by the last grid change.")
-        lines.append("The seed's R(D) and gap are close to the entropy-coded uniform quantizer's rate and its loss "
-                     f"½log2(πe/6) = {doc['high_rate_gap_bits']:.4f} bits, not the Shannon R(D) (which equals R_SLB here).")
+        lines.append("seed h error = (1/β)(log2 e − 1): the seed's 1/β term of h is in nats but added as bits. With it, the "
+                     "seed's R_SLB and gap columns are ours: "
+                     + ", ".join(f"β = {r['beta']:g}: {_verdict_cell(r['verdict_with_seed_h_error'])}" for r in rows))
+        lines.append(f"A seed number holds if it lies within {doc['seed_tolerance_bits']:g} bits (one unit of its last digit) of "
+                     "ours, our R(D) taken as its BA bracket widened by the last grid change.")
+        lines.append("The seed's R(D) column is the Shannon R(D), which equals R_SLB here; its gap is the entropy error, "
+                     "not a gap between R(D) and the Shannon lower bound.")
     not_conv = [r["beta"] for r in rows if r.get("converged") is False]
     if not_conv:
         lines.append("not converged for β = " + ", ".join(f"{b:g}" for b in not_conv) + " (exit status 1)")
