@@ -772,10 +772,12 @@ def mse_optimal_scale(codebook, source) -> float:
     return ref * math.exp(res.x)
 
 
-def operating_point(codebook, source, scale=1.0, *, rd_bits=None, h_bits=None, compute_rd=False) -> OperatingPoint:
-    """DEF-RD-OPPOINT — MSE, index entropy (bits), fixed rate log2|C| of x ↦ scale·c[nearest(x/scale)].
+def operating_point(codebook, source, scale=1.0, *, rd_bits=None, h_bits=None, compute_rd=False,
+                    fixed_rate_bits=None) -> OperatingPoint:
+    """DEF-RD-OPPOINT — MSE, index entropy (bits), fixed rate of x ↦ scale·c[nearest(x/scale)].
 
-    ``scale="mse"`` uses :func:`mse_optimal_scale`.  Gaps: to R_SLB(MSE) when h is known
+    The fixed rate is ``fixed_rate_bits`` — the bits a format stores per element — or, for a bare
+    codebook, log2|C|.  ``scale="mse"`` uses :func:`mse_optimal_scale`.  Gaps: to R_SLB(MSE) when h is known
     (GGD sources, or ``h_bits``); to R(MSE) when ``rd_bits`` is given, or for a GGD
     source with ``compute_rd`` (closed form at β = 2, BA otherwise).  Unknown gaps are None.
     """
@@ -784,7 +786,7 @@ def operating_point(codebook, source, scale=1.0, *, rd_bits=None, h_bits=None, c
     if sc <= 0.0:
         raise InvalidParameterError(f"scale must be > 0; got {sc!r}", value=sc)
     mse, masses = _mse_and_masses(cb, source, sc)
-    fixed = math.log2(len(cb))
+    fixed = math.log2(len(cb)) if fixed_rate_bits is None else _real(fixed_rate_bits, "fixed_rate_bits")
     ent = _entropy_bits(masses)
     if isinstance(source, GGDSource):
         b, a = source.params()
@@ -824,8 +826,8 @@ def format_operating_point(samples, fmt, *, h_bits=None) -> OperatingPoint:
     from .formats import ElementFormat, resolve_format
 
     f = resolve_format(fmt)
-    if isinstance(f, ElementFormat):
-        return operating_point(f.codebook, SampleSource(samples), scale="mse", h_bits=h_bits)
+    if isinstance(f, ElementFormat):  # the rate is what the format stores: e2m1 has 15 values in 4 bits
+        return operating_point(f.codebook, SampleSource(samples), scale="mse", h_bits=h_bits, fixed_rate_bits=f.bits_per_element)
     x = np.asarray(samples)
     SampleSource(x).checked()  # the same domain as element formats: finite, moments representable
     q = f.quantize(x)

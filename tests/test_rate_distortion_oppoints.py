@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from natprec.reference import ggd
+from natprec.reference import get_format, ggd
 from natprec.reference import ratedistortion as rd
 from natprec.reference.codebook import Codebook
 from natprec.reference.errors import EmptyInputError, InvalidParameterError
@@ -99,3 +101,15 @@ def test_oppoint_bad_inputs():
         rd.ecsq_uniform_at_distortion(1.0, rd.GGDSource(2.0))
     with pytest.raises(InvalidParameterError):
         rd.gaussian_rate_bits(1.0, 1.5)
+
+
+@pytest.mark.spec("DEF-RD-OPPOINT")
+def test_a_format_rate_is_the_bits_it_stores():
+    # e2m1 and bitsandbytes FP4 have 15 values (±0 are one value) in 4 stored bits: the rate is 4, not log2 15.
+    xs = ggd.sample(20_000, 1.7, rng=1)
+    for name, bits in (("float4_e2m1fn", 4.0), ("fp4_bnb", 4.0), ("nf4", 4.0), ("float8_e4m3fn", 8.0)):
+        op = rd.format_operating_point(xs, name)
+        assert op.fixed_rate_bits == bits
+    cb = rd.format_operating_point(xs, "float4_e2m1fn")
+    bare = rd.operating_point(get_format("float4_e2m1fn").codebook, rd.SampleSource(xs), "mse")
+    assert bare.fixed_rate_bits == math.log2(15) and bare.mse == cb.mse

@@ -263,6 +263,6 @@ def rd_point(source: str, beta: float | None = None, *, distortion: float | None
         "formats": {},
     }
     for name in formats:
-        op = rd.operating_point(_codebook_for(name), rd.GGDSource(beta), "mse")
+        op = rd.operating_point(_codebook_for(name), rd.GGDSource(beta), "mse", fixed_rate_bits=get_format(name).bits_per_element)
         out["formats"][name] = {k: getattr(op, k) for k in op.__dataclass_fields__}
     return out
