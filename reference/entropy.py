@@ -27,6 +27,7 @@ __all__ = [
     "prepare_discretized_histogram",
     "execute_discretized_histogram",
     "discretized_histogram",
+    "histogram_bins",
     "exact_floor_bins",
     "entropy_bits_from_counts",
     "discretized_entropy_bits",
@@ -155,6 +156,19 @@ def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: s
     functions).  ±Inf cannot be binned: NonFiniteInputError.  Empty: EmptyInputError.
     """
     return execute_discretized_histogram(prepare_discretized_histogram(x, delta, origin=origin, nan_policy=nan_policy))
+
+
+def histogram_bins(x, delta: float, *, origin: float = 0.0) -> np.ndarray:
+    """DEF-HISTOGRAM — the bin ⌊(x − origin)/Δ⌋ of every element of x, exactly (int64, x's shape).
+
+    The same checks as :func:`discretized_histogram` with ``nan_policy="raise"``.
+    """
+    shape = np.shape(x)
+    plan = prepare_discretized_histogram(x, delta, origin=origin)
+    out = np.empty(plan.x.size, dtype=np.int64)
+    for sl in chunks(plan.x.size):
+        out[sl] = _exact_floor_div(plan.x[sl].astype(np.float64), plan.origin, plan.delta)
+    return out.reshape(shape)
 
 
 def _mp_entropy_bits(counts: np.ndarray) -> mpmath.mpf:

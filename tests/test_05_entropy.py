@@ -22,6 +22,7 @@ from natprec.reference import (
     entropy_bits_from_counts,
     entropy_bootstrap_interval,
     gaussian_discretized_entropy_bits,
+    histogram_bins,
     natural_precision,
     operational_natural_precision_bits,
     realized_support,
@@ -46,6 +47,20 @@ def test_bins_are_exact_floors(xs, delta, origin):
         want[k] = want.get(k, 0) + 1
     assert dict(zip(h.bins.tolist(), h.counts.tolist())) == want
     assert h.n == len(xs)
+    k = histogram_bins(np.array(xs, dtype=np.float32).reshape(1, -1), delta, origin=origin)
+    assert k.shape == (1, len(xs)) and k.dtype == np.int64
+    assert sorted(k.ravel().tolist()) == sorted(b for b, c in want.items() for _ in range(c))
+    for v, kv in zip(np.array(xs, dtype=np.float32).astype(np.float64), k.ravel().tolist()):
+        assert kv == math.floor((Fraction(float(v)) - Fraction(origin)) / Fraction(delta))
+
+
+@pytest.mark.spec("DEF-HISTOGRAM")
+def test_histogram_bins_checks_like_the_histogram():
+    with pytest.raises(NaNInputError):
+        histogram_bins(np.array([0.0, np.nan]), 1.0)
+    with pytest.raises(InvalidParameterError):
+        histogram_bins(np.array([1.0]), 0.0)
+    assert histogram_bins(np.float32(0.5), 0.1).tolist() == 4  # 0-d in, 0-d out; 0.1 is just above 1/10
 
 
 @pytest.mark.spec("DEF-ENTROPY-DISCRETIZED")
