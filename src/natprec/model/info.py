@@ -1,18 +1,21 @@
 """DEF-SITE — per-site information measures from the reference tier, next to b*_v(ε).
 
-Support size and b* (DEF-SUPPORT, DEF-NATURAL-PRECISION), H_Δ at Δ = std/256
-(DEF-DISCRETIZED-ENTROPY), the GGD shape β of weights (DEF-RD-GGD-FIT), and for each
-candidate format the collision probability δ (DEF-COLLISION-PROBABILITY) and the
-Voronoi margins γ (DEF-MARGIN) of the values the element codebook sees, with the
-scales computed on the full tensor.  Activations use only real (non-padding) rows.
-Tensors larger than ``max_elements`` are measured on a seeded uniform sample of
-elements (``sampled`` in the result says so); the scales are still the full tensor's.
+On the whole site (weights: every element; activations: every real position of every
+calibration batch): support size and b* (DEF-SUPPORT, DEF-NATURAL-PRECISION), H_Δ at
+Δ = std/256 (DEF-ENTROPY-DISCRETIZED), the crest log2(max|x|/std) and, for weights, the ML
+GGD shape β (DEF-RD-GGD-FIT).  For each candidate format, the collision probability δ
+(DEF-COLLISION-PROBABILITY) and the Voronoi margins γ (DEF-MARGIN) of the values the element
+codebook sees, with the scales computed on the full tensor, on a seeded uniform sample of
+at most ``max_elements`` elements (``measured_elements`` says how many).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from natprec.analysis import DELTA_STD_DIVISOR
 from natprec.reference import (
     collision_probability,
     discretized_entropy_bits,
@@ -25,9 +28,8 @@ from natprec.reference import (
 
 from .quantize import SiteFormat
 
-__all__ = ["tensor_measures", "format_measures", "MARGIN_BINS", "DELTA_STD_DIVISOR", "SAMPLE_SEED"]
+__all__ = ["tensor_measures", "format_measures", "MARGIN_BINS", "SAMPLE_SEED"]
 
-DELTA_STD_DIVISOR = 256
 SAMPLE_SEED = 0
 #: Histogram bin edges of γ in codebook units (log-spaced; γ = 0 counts in the first bin).
 MARGIN_BINS = np.concatenate(([0.0], np.logspace(-6, 1, 29)))
@@ -39,21 +41,23 @@ def _sample_index(n: int, max_elements: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(SAMPLE_SEED).choice(n, size=max_elements, replace=False))
 
 
-def tensor_measures(x: np.ndarray, *, is_weight: bool, max_elements: int) -> dict:
-    """DEF-SITE — support size, b*, H_Δ (Δ = std/256) and, for weights, the ML GGD shape β of ``x``."""
-    flat = np.asarray(x, dtype=np.float32).ravel()
-    idx = _sample_index(flat.size, max_elements)
-    v = flat if idx is None else flat[idx]
+def tensor_measures(x: np.ndarray, *, is_weight: bool) -> dict:
+    """DEF-SITE — support size, b*, H_Δ (Δ = std/256), crest and, for weights, the ML GGD shape β of all of ``x``.
+
+    b* of a float32 site is close to log2 of its element count whenever its values are
+    almost all distinct: it bounds what a lossless code needs, not what the task needs.
+    """
+    v = np.asarray(x, dtype=np.float32).ravel()
     supp = realized_support(v).size
     std = float(np.std(v.astype(np.float64)))
+    amax = float(np.max(np.abs(v)))
     rec = {
-        "elements": int(flat.size),
-        "measured_elements": int(v.size),
-        "sampled": idx is not None,
+        "elements": int(v.size),
         "support": int(supp),
         "natural_precision_bits": natural_precision(support_size=supp),
         "delta": std / DELTA_STD_DIVISOR if std > 0 else None,
         "entropy_bits": discretized_entropy_bits(v, std / DELTA_STD_DIVISOR) if std > 0 else 0.0,
+        "crest_bits": math.log2(amax / std) if std > 0 else None,
         "ggd_beta": None,
     }
     if is_weight and np.count_nonzero(v) >= 2:
@@ -89,5 +93,6 @@ def format_measures(x: np.ndarray, fmt: SiteFormat, *, per_channel: bool, max_el
         "collision_probability": float(delta),
         "min_margin": float(gamma.min()),
         "median_margin": float(np.median(gamma)),
+        "measured_elements": int(y.size),
         "margin_histogram": hist.tolist(),
     }

@@ -17,9 +17,11 @@ import numpy as np
 
 from natprec.reference.errors import InvalidParameterError, NatprecError
 
+from .claim import claim_test
 from .deps import require_torch
 from .info import format_measures, tensor_measures
 from .quantize import DEFAULT_FORMATS, parse_formats
+from .resolution import UniformStep, grid_step, resolution_entropy, resolution_search, search_window, step_index_above
 from .runner import MeasuredModel, Runner
 from .sensitivity import (
     backward_sensitivity,
@@ -33,14 +35,13 @@ from .sensitivity import (
 )
 from .sites import find_sites, select_sites
 
-__all__ = ["measure", "check_tolerance", "DEFAULT_TOLERANCE", "DEFAULT_BACKWARD_TOLERANCE", "MAX_TENSOR_ELEMENTS", "MAX_FORMAT_ELEMENTS"]
+__all__ = ["measure", "check_tolerance", "check_tolerances", "DEFAULT_TOLERANCE", "DEFAULT_BACKWARD_TOLERANCE", "MAX_FORMAT_ELEMENTS"]
 
 #: ε for the forward criterion (in the model's distortion; mean cosine distance for embeddings).
 DEFAULT_TOLERANCE = 1e-3
 #: ε_bwd for the relative backward criterion Σ‖g − Q(g)‖² / Σ‖g‖².
 DEFAULT_BACKWARD_TOLERANCE = 1e-2
-#: Element caps of the reference information measures (seeded samples above them).
-MAX_TENSOR_ELEMENTS = 1 << 18
+#: Element cap of the per-format δ and γ measures (a seeded sample above it); support, b*, H are whole-site.
 MAX_FORMAT_ELEMENTS = 1 << 15
 
 
@@ -49,6 +50,21 @@ def check_tolerance(name: str, v) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
         raise InvalidParameterError(f"{name} must be finite and > 0; got {v!r}", value=v)
     return float(v)
+
+
+def check_tolerances(name: str, values) -> tuple[float, ...]:
+    """DEF-OPERATIONAL-PRECISION-SITE — a non-empty list of tolerances (comma-separated string or iterable), each as check_tolerance."""
+    items = [v for v in (values.split(",") if isinstance(values, str) else values) if not (isinstance(v, str) and not v.strip())]
+    if not items:
+        raise InvalidParameterError(f"{name}: no tolerance given", value=values)
+    out = []
+    for v in items:
+        try:
+            v = float(v) if isinstance(v, str) else v
+        except ValueError:
+            raise InvalidParameterError(f"{name}: {v!r} is not a number", value=v) from None
+        out.append(check_tolerance(name, v))
+    return tuple(dict.fromkeys(out))
 
 
 def _progress(items, desc: str, enabled: bool):
@@ -63,13 +79,22 @@ def _progress(items, desc: str, enabled: bool):
 
 def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_types=None, formats=DEFAULT_FORMATS,
             tolerance: float = DEFAULT_TOLERANCE, backward_tolerance: float = DEFAULT_BACKWARD_TOLERANCE,
-            full_sweep: bool = False, all_formats: bool = False, jacobian: bool = True, progress: bool = False) -> dict:
-    """DEF-OPERATIONAL-PRECISION-SITE — measure every selected site of ``mm``; returns the report document."""
+            claim_tolerances=(), full_sweep: bool = False, all_formats: bool = False, jacobian: bool = True,
+            progress: bool = False) -> dict:
+    """DEF-OPERATIONAL-PRECISION-SITE — measure every selected site of ``mm``; returns the report document.
+
+    ``claim_tolerances``: further ε at which b*_v(ε), Δ_v(ε) and b_H,v(ε) are measured for the
+    claim's test (DEF-CLAIM-TEST); ``tolerance`` is always the first.
+    """
     torch = require_torch()
     tolerance = check_tolerance("--tolerance", tolerance)
     backward_tolerance = check_tolerance("--backward-tolerance", backward_tolerance)
+    tolerances = (tolerance,) + tuple(t for t in (check_tolerances("--claim-tolerances", claim_tolerances)
+                                                  if len(claim_tolerances) else ()) if t != tolerance)
     fmts = parse_formats(formats)
     int_fmts = sorted((f for f in fmts if f.int_bits is not None), key=lambda f: f.int_bits)
+    if not int_fmts:
+        raise InvalidParameterError("--formats: b*_v(ε) is searched over the int family; give at least one intB", value=formats)
     other = sorted((f for f in fmts if f.int_bits is None), key=lambda f: f.bits_per_element)
     by_bits = {f.int_bits: f for f in int_fmts}
     chosen = select_sites(find_sites(mm.model, kinds=kinds, module_types=module_types), sites)
@@ -84,7 +109,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
     timing["gradients_s"] = time.perf_counter() - t0
     notes = list(mm.notes)
     jac_ok = jacobian
-    timing.update(info_s=0.0, forward_s=0.0, backward_s=0.0, jacobian_s=0.0)
+    timing.update(info_s=0.0, forward_s=0.0, resolution_s=0.0, backward_s=0.0, jacobian_s=0.0)
     records = []
     for site in _progress(chosen, "sites", progress):
         rec = {"site": site.name, "kind": site.kind, "module": site.module, "error": None}
@@ -96,7 +121,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
             rec["shape"] = list(x.shape)  # activations: real positions of all batches × features
             rec["upstream_replayed"] = list(runner.skip[site.name])
             t0 = time.perf_counter()
-            rec["info"] = tensor_measures(x, is_weight=is_w, max_elements=MAX_TENSOR_ELEMENTS)
+            rec["info"] = tensor_measures(x, is_weight=is_w)
             rec["format_info"] = [format_measures(x, f, per_channel=is_w, max_elements=MAX_FORMAT_ELEMENTS) for f in fmts]
             timing["info_s"] += time.perf_counter() - t0
 
@@ -104,7 +129,8 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
             points = {}
 
             def delta_at(bits):
-                points[f"int{bits}"] = forward_point(runner, site, by_bits[bits])
+                if f"int{bits}" not in points:
+                    points[f"int{bits}"] = forward_point(runner, site, by_bits[bits])
                 return points[f"int{bits}"]["distortion"]
             bits = sorted(by_bits)
             if full_sweep:
@@ -112,8 +138,12 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
                 b_star = precision_from_curve(curve, tolerance)
                 b_search, _ = monotone_search(lambda b: curve[b], bits, tolerance)
             else:
-                b_search, curve = monotone_search(delta_at, bits, tolerance)
+                b_search, _ = monotone_search(delta_at, bits, tolerance)
                 b_star = b_search
+            # The claim's other tolerances reuse every point already measured.
+            b_stars = {t: (precision_from_curve({b: delta_at(b) for b in bits}, t) if full_sweep
+                           else monotone_search(delta_at, bits, t)[0]) for t in tolerances}
+            curve = {int(k[3:]): v["distortion"] for k, v in points.items()}
             rec["forward"] = {
                 "search": "sweep" if full_sweep else "bisection",
                 "curve": {str(b): curve[b] for b in sorted(curve)},
@@ -135,13 +165,17 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
             timing["forward_s"] += time.perf_counter() - t0
 
             t0 = time.perf_counter()
+            rec["resolution"] = _resolution(runner, site, x, tolerances, b_stars, curve)
+            timing["resolution_s"] += time.perf_counter() - t0
+
+            t0 = time.perf_counter()
             bcurve = {f.int_bits: backward_sensitivity(grads[site.name], f, per_channel=is_w) for f in int_fmts}
             b_bwd = precision_from_curve(bcurve, backward_tolerance)
             rec["backward"] = {"curve": {str(b): v for b, v in bcurve.items()}, "b_star": b_bwd}
             rec["dual_b_star"] = dual_precision(curve, bcurve, tolerance, backward_tolerance, b_star, b_bwd)
             timing["backward_s"] += time.perf_counter() - t0
 
-            if jac_ok and int_fmts:
+            if jac_ok:
                 t0 = time.perf_counter()
                 jf = by_bits[b_star] if b_star is not None else int_fmts[-1]
                 try:
@@ -156,6 +190,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
         "model": mm.description,
         "distortion": mm.distortion,
         "tolerance": tolerance,
+        "tolerances": list(tolerances),
         "backward_tolerance": backward_tolerance,
         "backward_loss": "model loss_fn" if mm.loss_fn is not None else "probe loss Σ⟨r, y⟩, r ~ N(0, I) seeded",
         "formats": [{"name": f.name, "bits_per_element": f.bits_per_element} for f in fmts],
@@ -164,9 +199,42 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
         "replay_exact": runner.replay_exact,
         "jacobian_batch": 0,
         "torch_threads": torch.get_num_threads(),
-        "max_tensor_elements": MAX_TENSOR_ELEMENTS,
         "max_format_elements": MAX_FORMAT_ELEMENTS,
         "notes": notes,
         "timing": timing,
         "sites": records,
+        "claim": claim_test(records, tolerances),
+    }
+
+
+def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, int_curve: dict) -> dict | None:
+    """DEF-SITE-RESOLUTION, DEF-INFORMATION-PRECISION — Δ_v(ε) and b_H,v(ε) for each ε (None: an all-zero site)."""
+    if not np.any(x):
+        return None
+    window = search_window(x)
+    amax = float(np.max(np.abs(x)))
+    seen: dict[int, float] = {}
+
+    def delta_at(k):
+        return forward_point(runner, site, UniformStep(k))["distortion"]
+    rows = []
+    for t in tolerances:
+        # First guess: the step of the int-b point nearest ε, moved as a distortion growing as Δ² would move.
+        b = b_stars[t] if b_stars[t] is not None else max(int_curve)
+        start = step_index_above(amax / ((1 << (b - 1)) - 1)) - 1
+        if int_curve[b] > 0:
+            start += math.floor(2 * (math.log2(t) - math.log2(int_curve[b])))
+        k = resolution_search(delta_at, start, window, t, seen)
+        row = {"tolerance": t, "b_star": b_stars[t], "step_index": k, "step": None if k is None else grid_step(k)}
+        row.update(resolution_entropy(x, k) if k is not None else
+                   {"entropy_bits": None, "entropy_bits_mm": None, "cells": None, "cells_bits": None})
+        rows.append(row)
+    ks = sorted(seen)
+    return {
+        "window": list(window),
+        "curve": {str(k): seen[k] for k in ks},
+        # A finer step (smaller k) with a larger distortion than a coarser one breaks the search's assumption.
+        "monotonicity_violations": [{"step_index": a, "coarser_step_index": c, "delta": seen[a], "coarser_delta": seen[c]}
+                                    for i, a in enumerate(ks) for c in ks[i + 1:] if seen[a] > seen[c]],
+        "by_tolerance": rows,
     }

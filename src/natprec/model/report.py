@@ -11,14 +11,16 @@ import numpy as np
 from natprec import strictjson
 from natprec.reference.errors import InputFileError
 
+from .claim import NONE_PASSES_BITS
 from .deps import require_matplotlib
 from .info import MARGIN_BINS
+from .resolution import STEPS_PER_OCTAVE
 
-__all__ = ["table_rows", "TABLE_HEADERS", "format_table", "write_report", "PLOT_FILES"]
+__all__ = ["table_rows", "TABLE_HEADERS", "format_table", "claim_lines", "write_report", "PLOT_FILES"]
 
-TABLE_HEADERS = ["site", "kind", "shape", "support", "b*", "H_Δ", "β", "best ≤ε (bits)", "b*_v(ε)",
+TABLE_HEADERS = ["site", "kind", "shape", "support", "b*", "β", "crest", "Δv(ε)", "b_H(ε)", "b*_v(ε)", "best ≤ε (bits)",
                  "bwd b*", "dual b*", "amplif.", "e_task/actual"]
-PLOT_FILES = ("precision_bars.png", "sensitivity_curves.png", "margins.png")
+PLOT_FILES = ("precision_bars.png", "sensitivity_curves.png", "margins.png", "claim.png")
 
 
 def _g(v, spec=".3g"):
@@ -36,16 +38,19 @@ def table_rows(doc: dict) -> list[list[str]]:
         info, fwd, bwd, jac = s.get("info"), s.get("forward"), s.get("backward"), s.get("jacobian")
         row = [s["site"], s["kind"], "×".join(map(str, s.get("shape", []))) or "-"]
         row += ["-"] * 4 if info is None else [
-            str(info["support"]) + ("*" if info["sampled"] else ""),
+            str(info["support"]),
             str(info["natural_precision_bits"]),
-            _g(info["entropy_bits"], ".2f"),
             _g(info["ggd_beta"], ".2f"),
+            _g(info["crest_bits"], ".2f"),
         ]
+        res = (s.get("resolution") or {}).get("by_tolerance", [{}])[0]
+        row.append("-" if res.get("step_index") is None else f"2^({res['step_index']}/{STEPS_PER_OCTAVE})")
+        row.append(_g(res.get("entropy_bits"), ".2f"))
+        row.append("-" if fwd is None else _bits_cell(fwd["b_star"]))
         if "best_format" in s:
             row.append("none" if s["best_format"] is None else f"{s['best_format']} ({s['best_bits']:g})")
         else:
             row.append("-")
-        row.append("-" if fwd is None else _bits_cell(fwd["b_star"]))
         row.append("-" if bwd is None else _bits_cell(bwd["b_star"]))
         row.append(_bits_cell(s["dual_b_star"]) if "dual_b_star" in s else "-")
         row.append(_g(s.get("amplification")))
@@ -67,6 +72,39 @@ def format_table(doc: dict) -> str:
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def _interval(iv: dict) -> str:
+    if iv["rho"] is None:
+        return "ρ undefined"
+    ci = "" if iv["low"] is None else f" [{iv['low']:.2f}, {iv['high']:.2f}]"
+    return f"ρ = {iv['rho']:.2f}{ci}"
+
+
+def claim_lines(doc: dict) -> list[str]:
+    """DEF-CLAIM-TEST — the claim's result in sentences, one block per ε (terminal and HTML)."""
+    lines = []
+    for c in doc["claim"]:
+        iv = c["information"]
+        lines.append(f"ε = {c['tolerance']:g}: information b_H(ε) vs need b*_v(ε) over {c['sites']} sites: "
+                     f"Spearman {_interval(iv)} ({iv['confidence']:.0%} bootstrap, {iv['resamples']} resamples) — {c['verdict']}.")
+        if c["sites"]:
+            lines.append(f"  ⌈b_H⌉ = b*_v on {c['exact_agreement']:.0%} of sites; b*_v − b_H = {c['mean_excess_bits']:.2f} bits on "
+                         f"average (the price of a fixed rate); excess vs crest log2(max|x|/std): {_interval(c['excess_vs_crest'])}.")
+            ctl = c["controls"]
+            lines.append(f"  task-free controls vs b*_v: whole-site b* {_interval(ctl['natural_precision_bits'])}; "
+                         f"H at std/256 {_interval(ctl['entropy_bits'])}.")
+            kinds = "; ".join(f"{k} {_interval(v)} (n = {v['n']})" for k, v in c["by_kind"].items())
+            if kinds:
+                lines.append(f"  by kind: {kinds}.")
+        if c["disagreements"]:
+            worst = ", ".join(f"{d['site']} (b*_v {_bits_cell(None if d['b_star'] == NONE_PASSES_BITS else d['b_star'])}, "
+                              f"b_H {d['information_bits']:.2f}, crest {_g(d['crest_bits'], '.2f')})" for d in c["disagreements"][:5])
+            lines.append(f"  {len(c['disagreements'])} site(s) differ by ≥ 2 bits, largest first: {worst}.")
+        if c["excluded"]:
+            lines.append(f"  excluded: {', '.join(e['site'] + ' (' + e['reason'] + ')' for e in c['excluded'][:5])}"
+                         + (" …" if len(c["excluded"]) > 5 else "") + ".")
+    return lines
 
 
 def _plots(doc: dict, out: Path) -> list[Path]:
@@ -135,6 +173,31 @@ def _plots(doc: dict, out: Path) -> list[Path]:
     paths.append(out / PLOT_FILES[2])
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
+    # 4. The claim: information-derived precision against the measured need, one panel per ε.
+    claims = [c for c in doc["claim"] if c["pairs"]]
+    if claims:
+        fig, axes = plt.subplots(1, len(claims), figsize=(4.6 * len(claims), 4.4), squeeze=False)
+        for ax, c in zip(axes[0], claims):
+            for kind, marker in (("weight", "o"), ("input", "s"), ("output", "^")):
+                pts = [p for p in c["pairs"] if p["kind"] == kind]
+                if pts:
+                    # Spread equal b*_v a little so stacked sites stay visible; b*_v itself is an integer.
+                    jitter = np.linspace(-0.15, 0.15, len(pts)) if len(pts) > 1 else np.zeros(1)
+                    ax.scatter([p["information_bits"] for p in pts], np.array([p["b_star"] for p in pts]) + jitter,
+                               marker=marker, s=16, alpha=0.7, label=f"{kind} sites")
+            top = NONE_PASSES_BITS + 0.5
+            ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="b*_v = b_H")
+            ax.set_xlim(0, top)
+            ax.set_ylim(0.5, top)
+            ax.set_yticks(range(1, NONE_PASSES_BITS + 1), [str(b) for b in range(1, NONE_PASSES_BITS)] + [">8"])
+            ax.set_xlabel("b_H(ε): entropy at the site's resolution Δv(ε) (bits)")
+            ax.set_ylabel("b*_v(ε): fewest int bits within ε")
+            ax.set_title(f"ε = {c['tolerance']:g}: {_interval(c['information'])}", fontsize=9)
+            ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        paths.append(out / PLOT_FILES[3])
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
     return paths
 
 
@@ -149,6 +212,7 @@ def _html(doc: dict, pngs: list[Path]) -> str:
     if not pngs and len(failed) == len(doc["sites"]):
         extra.append("No plots: no site was measured completely.")
     notes = "".join(f"<li>{esc(n)}</li>" for n in list(doc["notes"]) + extra)
+    claim = "".join(f"<li>{esc(line.strip())}</li>" for line in claim_lines(doc))
     t = doc["timing"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>natprec report — {esc(doc['model'])}</title>
@@ -161,9 +225,16 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}td:first-child{{t
 ε = {doc['tolerance']:g}; backward ε = {doc['backward_tolerance']:g} (relative, {esc(doc['backward_loss'])}).
 Each site is quantized alone, the rest of the network in float32. b*_v(ε) = min b of the int family with Δ→_v(b) ≤ ε
 ({'full sweep' if doc['sites'] and doc['sites'][0].get('forward', {}).get('search') == 'sweep' else 'bisection, assuming Δ nonincreasing in b'}).
-Support marked * was measured on a seeded sample of {doc['max_tensor_elements']} elements.
+Support, b*, β and crest are measured on every value of the site; δ and γ on a seeded sample of at most
+{doc['max_format_elements']} elements per format.
 Total {sum(t.values()):.1f} s.</p>
 <ul>{notes}</ul>
+<h2>Does information predict the precision a site needs?</h2>
+<p>For each site, Δv(ε) is the coarsest uniform step 2^(k/{STEPS_PER_OCTAVE}) that keeps D within ε with only that site
+quantized, and b_H(ε) is the entropy of the site at that step: the bits per element an ideal code needs at the
+resolution the task requires. b*_v(ε) is the fewest bits of the int family within ε. The claim holds to the extent
+the two rank the sites alike.</p>
+<ul>{claim}</ul>
 <table><tr>{head}</tr>{body}</table>
 {imgs}
 </body></html>
