@@ -127,6 +127,54 @@ class _Census:
                 self.candidates = sorted(self.candidates, key=lambda cand: (-cand[0], cand[1]))[: self.keep]
 
 
+def _element_cells(f, values: np.ndarray, tie: str) -> np.ndarray:
+    """DEF-COLLISION-CENSUS — the cell (int64 encoding) of each value under an element format, by value.
+
+    Saturating, and −0.0 is quantized as +0.0, so the value 0 is one cell; negative values that
+    round to zero keep the −0 code.  The census and the erasure (DEF-ERASED-INFORMATION) both use it.
+    """
+    return f.quantize(np.where(values == 0, np.zeros_like(values), values), tie=tie, saturate=True).astype(np.int64)
+
+
+def _block_cell_pairs(arr: np.ndarray, f, tie: str):
+    """DEF-COLLISION-CENSUS — the (cell, value) pairs of a block format, one rectangle of whole blocks at a time.
+
+    Yields ``(cells, values, counts, context)`` per rectangle: the distinct (cell, value) pairs sorted
+    by (cell, value), a cell the integer (block << element nbits) + encoding, each value by value
+    (−0.0 as +0.0, which takes +0's encoding), ``counts`` their int64 multiplicities.  A cell never
+    spans two rectangles.  ``context`` = (q, codes, scales, at): what decodes pair i's codeword.
+    """
+    q = f.quantize(arr, tie=tie)
+    length = q.codes.shape[-1]
+    rows = q.codes.size // length
+    nb = q.scales.shape[-1]
+    codes, values, scales = q.codes.reshape(rows, length), arr.reshape(rows, length), q.scales.reshape(rows, nb)
+    el = f.element
+    sign = el.code_dtype(1 << el.sign_bit) if el.signed_zero and el.zero_index >= 0 else None
+    bs = f.block_size
+    width = max(bs, CHUNK_ELEMENTS // bs * bs)  # whole blocks: a cell never spans two chunks
+    for c0 in range(0, length, width):
+        c1 = min(length, c0 + width)
+        step = max(1, CHUNK_ELEMENTS // (c1 - c0))
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            block = np.arange(r0, r1, dtype=np.int64)[:, None] * nb + np.arange(c0, c1, dtype=np.int64) // bs
+            rv = values[r0:r1, c0:c1]
+            zero = rv == 0
+            v = np.where(zero, np.zeros_like(rv), rv)  # by value: −0.0 is +0.0, so it takes +0's encoding
+            rc = codes[r0:r1, c0:c1]
+            c = rc if sign is None else np.where(zero, rc & ~sign, rc)
+            cell = ((block << el.nbits) + c.astype(np.int64)).ravel()
+            flat = v.ravel()
+            key = total_order_key(flat)
+            order = np.lexsort((key, cell))
+            cs, ks = cell[order], key[order]
+            pairs = np.flatnonzero(np.concatenate(([True], (cs[1:] != cs[:-1]) | (ks[1:] != ks[:-1]))))
+            counts = np.diff(pairs, append=cs.size).astype(np.int64)
+            at = order[pairs]
+            yield cs[pairs], flat[at], counts, (q, c, scales[r0:r1, c0 // bs:-(-c1 // bs)], at)
+
+
 def _element_census(arr: np.ndarray, f, tie: str, keep: int | None) -> tuple[_Census, int]:
     """Element formats: the quantizer is monotone, so a cell is a contiguous range of the sorted input.
     One pass over the sorted copy, a chunk at a time, sums each cell; only the listed cells' values and
@@ -157,7 +205,7 @@ def _element_census(arr: np.ndarray, f, tie: str, keep: int | None) -> tuple[_Ce
     def runs(values, lengths):
         # Finished runs, in order: their codes split them into cells; the last cell stays open.
         nonlocal open_cell, pos
-        codes = f.quantize(np.where(values == 0, np.zeros_like(values), values), tie=tie, saturate=True).astype(np.int64)
+        codes = _element_cells(f, values, tie)
         lengths = lengths.astype(np.int64) if exact64 else lengths.astype(object)
         new = np.concatenate(([True], codes[1:] != codes[:-1]))
         g = np.flatnonzero(new)
@@ -209,50 +257,20 @@ def _element_census(arr: np.ndarray, f, tie: str, keep: int | None) -> tuple[_Ce
     return census, support
 
 
-def _block_chunk(census: _Census, f, q, codes, values, scales, block, sign) -> None:
-    """Feed one rectangle of whole blocks to the census: pairs sorted by (cell, value)."""
-    from .formats import BlockQuantized
-
-    zero = values == 0
-    v = np.where(zero, np.zeros_like(values), values)  # by value: −0.0 is +0.0, so it takes +0's encoding
-    c = codes if sign is None else np.where(zero, codes & ~sign, codes)
-    cell = ((block << f.element.nbits) + c.astype(np.int64)).ravel()
-    flat = v.ravel()
-    key = total_order_key(flat)
-    order = np.lexsort((key, cell))
-    cs, ks = cell[order], key[order]
-    pairs = np.flatnonzero(np.concatenate(([True], (cs[1:] != cs[:-1]) | (ks[1:] != ks[:-1]))))
-    counts = np.diff(pairs, append=cs.size).astype(np.int64)
-    at = order[pairs]
-    decoded = []  # this rectangle's reconstructions, decoded once and only if a listed collision needs one
-
-    def codeword(i):
-        if not decoded:
-            decoded.append(f.dequantize(BlockQuantized(f.name, c, scales, q.tensor_scale, c.shape, f.block_size)).ravel())
-        return float(decoded[0][at[i]])
-
-    census.add(cs[pairs], flat[at], counts, codeword)
-
-
 def _block_census(arr: np.ndarray, f, tie: str, keep: int | None) -> tuple[_Census, int]:
     """Block formats: cells are (block, encoding) and never span blocks, so rectangles of whole blocks go in chunks."""
-    q = f.quantize(arr, tie=tie)
-    length = q.codes.shape[-1]
-    rows = q.codes.size // length
-    nb = q.scales.shape[-1]
-    codes, values, scales = q.codes.reshape(rows, length), arr.reshape(rows, length), q.scales.reshape(rows, nb)
-    el = f.element
-    sign = el.code_dtype(1 << el.sign_bit) if el.signed_zero and el.zero_index >= 0 else None
+    from .formats import BlockQuantized
+
     census = _Census(keep)
-    bs = f.block_size
-    width = max(bs, CHUNK_ELEMENTS // bs * bs)  # whole blocks: a cell never spans two chunks
-    for c0 in range(0, length, width):
-        c1 = min(length, c0 + width)
-        step = max(1, CHUNK_ELEMENTS // (c1 - c0))
-        for r0 in range(0, rows, step):
-            r1 = min(rows, r0 + step)
-            _block_chunk(census, f, q, codes[r0:r1, c0:c1], values[r0:r1, c0:c1], scales[r0:r1, c0 // bs:-(-c1 // bs)],
-                         np.arange(r0, r1, dtype=np.int64)[:, None] * nb + np.arange(c0, c1, dtype=np.int64) // bs, sign)
+    for cells, values, counts, (q, c, scales, at) in _block_cell_pairs(arr, f, tie):
+        decoded = []  # this rectangle's reconstructions, decoded once and only if a listed collision needs one
+
+        def codeword(i, q=q, c=c, scales=scales, at=at, decoded=decoded):
+            if not decoded:
+                decoded.append(f.dequantize(BlockQuantized(f.name, c, scales, q.tensor_scale, c.shape, f.block_size)).ravel())
+            return float(decoded[0][at[i]])
+
+        census.add(cells, values, counts, codeword)
     return census, support_size(arr)
 
 
