@@ -69,7 +69,14 @@ from .formats import (
     resolve_format,
 )
 from .injectivity import InjectivityReport, TaskMergeReport, collision_probability, injectivity_report, task_merge_check
-from .landauer import BOLTZMANN_J_PER_K, boundary_cost_joules, is_free_boundary, landauer_energy_joules
+from .landauer import (
+    BOLTZMANN_J_PER_K,
+    ErasedInformation,
+    boundary_cost_joules,
+    erased_information,
+    is_free_boundary,
+    landauer_energy_joules,
+)
 from .margin import (
     MarginPlan,
     MinMarginPlan,
@@ -116,6 +123,7 @@ __all__ = [
     "ALIASES", "bits_per_element", "block_format_names", "canonical_name", "element_format_names",
     "InjectivityReport", "TaskMergeReport", "collision_probability", "injectivity_report", "task_merge_check",
     "BOLTZMANN_J_PER_K", "boundary_cost_joules", "is_free_boundary", "landauer_energy_joules",
+    "ErasedInformation", "erased_information",
     "margin_guarantees_codes", "min_voronoi_margin", "voronoi_margin",
     "MarginPlan", "prepare_voronoi_margin", "execute_voronoi_margin",
     "MinMarginPlan", "prepare_min_voronoi_margin", "execute_min_voronoi_margin",

@@ -39,6 +39,7 @@ from natprec.reference import (
     entropy_bits_from_counts,
     entropy_bootstrap_interval,
     epilogue_order_comparison,
+    erased_information,
     gaussian_discretized_entropy_bits,
     get_format,
     ggd,
@@ -104,7 +105,10 @@ RAISES = {
         ("empty histogram", lambda: discretized_histogram(np.array([]), 1.0), EmptyInputError, 0),
         ("empty entropy", lambda: discretized_entropy_bits(np.array([]), 1.0), EmptyInputError, 0),
     ],
-    "empty input to the census": [("empty census", lambda: injectivity_report(np.array([]), "int4"), EmptyInputError, (0,))],
+    "empty input to the census": [
+        ("empty census", lambda: injectivity_report(np.array([]), "int4"), EmptyInputError, (0,)),
+        ("empty erasure", lambda: erased_information(np.array([]), "int4"), EmptyInputError, (0,)),
+    ],
     "empty input to min margin": [("empty min margin", lambda: min_voronoi_margin(np.array([]), "int4"), EmptyInputError, (0,))],
     "empty input to the measurement harnesses": [
         ("empty harness input", lambda: double_rounding(np.array([]), "bfloat16", "nf4"), EmptyInputError, (0,)),
@@ -127,6 +131,7 @@ RAISES = {
         ("omit for elementwise", lambda: quantize([1.0], "float8_e4m3fn", nan_policy="omit"), InvalidParameterError, "omit"),
         ("propagate for histogram", lambda: discretized_histogram([1.0], 1.0, nan_policy="propagate"), InvalidParameterError, "propagate"),
         ("propagate for census", lambda: injectivity_report([1.0], "int4", nan_policy="propagate"), InvalidParameterError, "propagate"),
+        ("propagate for erasure", lambda: erased_information([1.0], "int4", nan_policy="propagate"), InvalidParameterError, "propagate"),
         ("propagate for quotient", lambda: task_quotient([1.0], ident, 1.0, nan_policy="propagate"), InvalidParameterError, "propagate"),
     ],
     "unknown policy": [
@@ -193,11 +198,13 @@ RAISES = {
     "T ≤ 0": [
         ("T = 0", lambda: landauer_energy_joules(1.0, 0.0, 0.0), InvalidParameterError, 0.0),
         ("T < 0", lambda: landauer_energy_joules(1.0, 0.0, -1.0), InvalidParameterError, -1.0),
+        ("T = 0 (erasure)", lambda: erased_information([1.0], "int4", temperature_kelvin=0.0), InvalidParameterError, 0.0),
     ],
     "T or H non-finite": [
         ("T inf", lambda: landauer_energy_joules(1.0, 0.0, inf), NonFiniteInputError, inf),
         ("H NaN", lambda: landauer_energy_joules(nan), NonFiniteInputError, nan),
         ("H inf", lambda: boundary_cost_joules(inf, 4), NonFiniteInputError, inf),
+        ("T inf (erasure)", lambda: erased_information([1.0], "int4", temperature_kelvin=inf), NonFiniteInputError, inf),
     ],
     "negative entropy": [
         ("negative entropy", lambda: is_free_boundary(-1, 4), InvalidParameterError, -1),
@@ -369,6 +376,10 @@ ACCEPTED = {
         ("signed NaN decode", lambda: _nan_signs(dequantize(np.array([0x7F, 0xFF], np.uint8), "float8_e4m3fn")), [1.0, -1.0]),
     ],
     "−0.0 in the census": [("-0.0 census", lambda: injectivity_report([-0.0, 0.0], "float8_e4m3fn").cells_used, 1)],
+    "−0.0 in the erasure": [("-0.0 erasure", lambda: (lambda r: (r.support_size, r.cells_used, r.erased_bits))(
+        erased_information([-0.0, 0.0], "float8_e4m3fn")), (1, 1, 0.0))],
+    "±Inf in the erasure, element format": [("Inf erasure", lambda: (lambda r: (r.cells_used, r.erased_bits))(
+        erased_information([inf, 448.0], "float8_e4m3fn")), (1, 1.0))],
     "bootstrap where BCa is undefined (all resamples on one side)": [
         ("BCa undefined", lambda: (lambda ci: (ci.method, ci.note is not None))(
             entropy_bootstrap_interval(np.arange(5000.0), 1.0, method="bca")), ("basic", True)),
