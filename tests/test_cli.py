@@ -33,6 +33,7 @@ from natprec.reference import (
     dequantize,
     discretized_entropy_bits,
     entropy_bootstrap_interval,
+    erased_information,
     get_format,
     injectivity_report,
     landauer_energy_joules,
@@ -340,6 +341,42 @@ def test_landauer_table(capsys):
     assert f"{landauer_energy_joules(1.0):.6e} J" in out and "eV" in out and "0.693147 k_B·T" in out
 
 
+@pytest.mark.spec("DEF-ERASED-INFORMATION")
+@pytest.mark.parametrize("fmt", ["nf4", "binary", "int4", "mxfp4"])
+def test_landauer_erasure_of_values_json(capsys, fmt):
+    values = [0.0] * 1000 + [1.0, 2.0]
+    doc = run_json(capsys, "landauer", "--format", fmt, "--temperature", "77", *map(repr, values))
+    assert (doc["source"], doc["format"], doc["temperature_kelvin"], doc["skipped"]) == ("values", fmt, 77.0, [])
+    (t,) = doc["tensors"]
+    r = erased_information(np.array(values), fmt, temperature_kelvin=77.0)
+    assert {k: t[k] for k in r.to_dict()} == r.to_dict()
+    assert (t["name"], t["dtype"], t["shape"]) == ("values", "float64", [1002])
+
+
+@pytest.mark.spec("DEF-ERASED-INFORMATION", "THM-BOUND-NOT-ERASURE")
+def test_landauer_erasure_of_a_file(capsys, tmp_path):
+    x = np.concatenate([np.zeros(1000), [1.0, 2.0]]).astype(np.float32)
+    save_file({"sparse": x, "grid": (np.arange(64, dtype=np.float32) / 8).reshape(2, 32),
+               "ids": np.arange(3, dtype=np.int64)}, str(tmp_path / "t.safetensors"))
+    doc = run_json(capsys, "landauer", "--format", "nf4", "--file", str(tmp_path / "t.safetensors"))
+    names = [t["name"] for t in doc["tensors"]]
+    assert sorted(names) == ["grid", "sparse"] and [s["name"] for s in doc["skipped"]] == ["ids"]
+    sparse = doc["tensors"][names.index("sparse")]
+    assert sparse["erased_bits"] == erased_information(x, "nf4").erased_bits == 2 / 1002
+    assert sparse["bound_bits"] == 0.0 and sparse["free_by_bound"] and not sparse["injective"]
+    one = run_json(capsys, "landauer", "--format", "nf4", "--file", str(tmp_path / "t.safetensors"), "--name", "sparse")
+    assert [t["name"] for t in one["tensors"]] == ["sparse"] and one["tensors"][0] == sparse
+    rc, out, _ = run(capsys, "landauer", "--format", "nf4", "--file", str(tmp_path / "t.safetensors"), "--name", "sparse")
+    assert rc == 0
+    assert "0.00199601 bits/element plug-in" in out and "free by the bound (H(X) ≤ b)" in out
+    assert f"{sparse['erased_joules']:.6e} J in all" in out
+
+
+def test_landauer_erasure_nan_policy(capsys, bad_files):
+    doc = run_json(capsys, "landauer", "--format", "int4", "--file", f"{bad_files}/nan.npy", "--nan-policy", "omit")
+    assert doc["tensors"][0]["n_elements"] == 2 and doc["nan_policy"] == "omit"
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -405,6 +442,17 @@ BAD = [
     (["landauer", "--bits", "1", "--temperature", "-5"], ["--temperature", "-5.0"]),
     (["landauer", "--bits", "1", "--temperature", "nan"], ["--temperature", "nan"]),
     (["landauer"], ["--bits"]),
+    (["landauer", "--bits", "1", "--format", "nf4"], ["--bits", "--format"]),
+    (["landauer", "--bits", "1", "2"], ["--bits", "VALUE"]),
+    (["landauer", "--format", "nf4"], ["--file", "VALUE"]),
+    (["landauer", "--format", "nf4", "--file", "{d}/ok.npy", "1"], ["--file", "VALUEs"]),
+    (["landauer", "--format", "nf4", "--name", "w", "1"], ["--name"]),
+    (["landauer", "--format", "fp3", "1"], ["'fp3'"]),
+    (["landauer", "--format", "nf4", "abc"], ["'abc'"]),
+    (["landauer", "--format", "nf4", "--file", "{d}/nan.npy"], ["NaN"]),
+    (["landauer", "--format", "nf4", "--file", "{d}/missing.npy"], ["missing.npy"]),
+    (["landauer", "--format", "mxfp4", "--file", "{d}/inf.npy"], ["inf"]),
+    (["landauer", "--format", "nf4", "--temperature", "0", "1"], ["--temperature", "0.0"]),
     ([], ["COMMAND"]),
     (["frobnicate"], ["'frobnicate'"]),
 ]

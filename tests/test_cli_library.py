@@ -28,13 +28,14 @@ from natprec.reference import (
     InvalidParameterError,
     NaNInputError,
     entropy_bootstrap_interval,
+    erased_information,
     get_format,
     injectivity_report,
     landauer_energy_joules,
 )
 from natprec.reference import ratedistortion as rd
 from natprec.strictjson import dumps, json_code, json_number, to_strict
-from natprec.summaries import format_summaries, format_summary, landauer_summary, quantize_summary
+from natprec.summaries import erasure_summary, format_summaries, format_summary, landauer_summary, quantize_summary
 
 
 def cli_json(capsys, command, *argv):
@@ -167,6 +168,18 @@ def test_landauer_summary_is_the_landauer_command(capsys):
     doc = landauer_summary(4.0, temperature_kelvin=77.0)
     assert doc == cli_json(capsys, "landauer", "--bits", "4", "--temperature", "77")
     assert doc["energy_joules"] == landauer_energy_joules(4.0, temperature_kelvin=77.0)
+
+
+def test_erasure_summary_is_the_landauer_command(capsys, tmp_path):
+    values = [0.0, -0.0, 0.1, 0.2, 0.2, 1.0]
+    doc = erasure_summary("int4", values=values, temperature_kelvin=4.2, tie="up")
+    assert doc == cli_json(capsys, "landauer", "--format", "int4", "--temperature", "4.2", "--tie", "up", "--", *map(repr, values))
+    assert doc["tensors"][0]["erased_bits"] == erased_information(np.array(values), "int4", temperature_kelvin=4.2, tie="up").erased_bits
+    np.save(tmp_path / "v.npy", np.array(values, np.float32))
+    doc = erasure_summary("mxfp4", path=tmp_path / "v.npy")
+    assert doc == cli_json(capsys, "landauer", "--format", "mxfp4", "--file", str(tmp_path / "v.npy"))
+    with pytest.raises(InvalidParameterError):
+        erasure_summary("int4", values=values, path=tmp_path / "v.npy")
 
 
 # ----------------------------------------------------------------------------- natprec.rdtables

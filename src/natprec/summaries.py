@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from natprec.io import load_tensors
 from natprec.reference import (
     FORMAT_NAMES,
     AbsmaxBlockFormat,
@@ -19,9 +20,11 @@ from natprec.reference import (
     InvalidParameterError,
     MXFormat,
     dequantize,
+    erased_information,
     get_format,
     landauer_energy_joules,
     quantize,
+    resolve_format,
     voronoi_margin,
 )
 from natprec.strictjson import json_code, json_number, to_strict
@@ -31,6 +34,7 @@ __all__ = [
     "format_summaries",
     "quantize_summary",
     "landauer_summary",
+    "erasure_summary",
     "MAX_CODEBOOK_LISTED",
     "ELEMENTARY_CHARGE_C",
 ]
@@ -148,4 +152,37 @@ def landauer_summary(bits: float, temperature_kelvin: float = 300.0) -> dict:
         "energy_ev": ev,
         # E / (k_B T) is bits · ln 2 by definition; computed so, it survives T whose k_B·T underflows.
         "energy_kT": float(bits) * math.log(2),
+    })
+
+
+def erasure_summary(fmt, *, values=None, path=None, name: str | None = None, temperature_kelvin: float = 300.0,
+                    nan_policy: str = "raise", tie: str = "even") -> dict:
+    """DEF-ERASED-INFORMATION — what ``fmt`` erases from inline ``values`` (float64) or the tensors of a file.
+
+    Exactly one of ``values`` and ``path`` (a ``.npy`` or ``.safetensors`` file, read by
+    :func:`natprec.io.load_tensors`; ``name`` picks one tensor).  Each tensor's record is
+    :func:`natprec.reference.erased_information`'s, as a strict-JSON dict with the tensor's name,
+    dtype and shape; ``skipped`` lists a file's tensors of other dtypes.
+    """
+    if (values is None) == (path is None):
+        raise InvalidParameterError("give exactly one of values and path", value=(values is not None, path is not None))
+    if values is not None:
+        if not len(values):
+            raise EmptyInputError("the erasure needs at least one VALUE", value=[])
+        tensors, skipped, source = [("values", np.array(values, dtype=np.float64))], [], "values"
+    else:
+        tensors, skipped = load_tensors(path, name)
+        source = str(path)
+    records = []
+    for label, arr in tensors:
+        rec = erased_information(arr, fmt, temperature_kelvin=temperature_kelvin, nan_policy=nan_policy, tie=tie).to_dict()
+        records.append({"name": label, "dtype": str(arr.dtype), "shape": list(arr.shape), **rec})
+    return to_strict({
+        "source": source,
+        "format": resolve_format(fmt).name,
+        "temperature_kelvin": float(temperature_kelvin),
+        "nan_policy": nan_policy,
+        "tie": tie,
+        "tensors": records,
+        "skipped": skipped,
     })

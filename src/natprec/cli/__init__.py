@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     args, extras = build_parser().parse_known_args(argv)
-    if args.command == "quantize":
+    if args.command in ("quantize", "landauer"):
         args.values = quantize.parse_values(extras)
     elif extras:
         raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see 'natprec {args.command} --help')")
