@@ -119,8 +119,11 @@ def test_erasure_properties(xs, fmt):
     inj = injectivity_report(x, fmt).injective
     assert r.injective == inj == (r.erased_bits == 0.0) == (r.erased_bits_miller_madow == 0.0)
     assert r.injective == (r.pairs == r.cells_used)
-    if isinstance(get_format(fmt), ElementFormat):
+    f = get_format(fmt)
+    if isinstance(f, ElementFormat):
         assert r.pairs == r.support_size
+    else:  # E = H(X|B) − H(code|B) ≤ log2(block size)
+        assert r.erased_bits <= math.log2(min(f.block_size, x.size)) + 1e-12
 
 
 @pytest.mark.spec("THM-ERASURE-CONDITIONAL")
