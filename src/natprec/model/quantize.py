@@ -13,6 +13,10 @@ granularity and the scales:
   reference defines them, blocks along the last axis of the 2-D view (weights: the
   flattened non-output axes; activations: the feature axis).
 
+The feature axis of an activation is the site's (DEF-SITE): the last axis for Linear
+layers, the channel axis 1 for convolutions (NCHW).  The 2-D view moves it last; with
+the default ``feature_axis=-1`` the view is the plain reshape used for Linear sites.
+
 Names are the reference registry's (natprec.reference.registry): an alias resolves to its
 canonical name, which is the name reported.
 
@@ -54,15 +58,41 @@ def integer_format(bits: int) -> ElementFormat:
     return ElementFormat(f"int{bits}", cb, nbits=bits, description=f"{bits}-bit two's complement integers")
 
 
-def as_2d(x: np.ndarray, per_channel: bool) -> np.ndarray:
-    """The 2-D view a site is quantized in (a scalar or vector is one row).
+def as_2d(x: np.ndarray, per_channel: bool, feature_axis: int = -1) -> np.ndarray:
+    """DEF-SITE-QUANTIZE — the 2-D view a site is quantized in (a scalar or vector is one row).
 
     Weights (``per_channel``): one row per output channel (first axis), the other axes
-    flattened; activations: one row per position, the last (feature) axis as columns.
+    flattened (a conv kernel's row is its flattened (in, kh, kw)); activations: one row per
+    position, the feature axis ``feature_axis`` (last for Linear, 1 = channels for a
+    convolution's NCHW tensors) moved last as the columns.  An axis outside x's dimensions
+    raises InvalidParameterError.
     """
     if x.ndim < 2:
         return x.reshape(1, -1)
-    return x.reshape(x.shape[0], -1) if per_channel else x.reshape(-1, x.shape[-1])
+    if per_channel:
+        return x.reshape(x.shape[0], -1)
+    ax = _axis(x, feature_axis)
+    if ax != x.ndim - 1:
+        x = np.moveaxis(x, ax, -1)
+    return x.reshape(-1, x.shape[-1])
+
+
+def _axis(x: np.ndarray, feature_axis: int) -> int:
+    if isinstance(feature_axis, bool) or not isinstance(feature_axis, (int, np.integer)) \
+            or not -x.ndim <= feature_axis < x.ndim:
+        raise InvalidParameterError(f"feature axis {feature_axis!r} outside a {x.ndim}-D activation", value=feature_axis)
+    return int(feature_axis) % x.ndim
+
+
+def _from_2d(x2: np.ndarray, shape: tuple, per_channel: bool, feature_axis: int) -> np.ndarray:
+    """Inverse of :func:`as_2d`: the 2-D view back in the site tensor's shape."""
+    if len(shape) < 2 or per_channel:
+        return x2.reshape(shape)
+    ax = feature_axis % len(shape)
+    if ax == len(shape) - 1:
+        return x2.reshape(shape)
+    moved = shape[:ax] + shape[ax + 1:] + (shape[ax],)
+    return np.ascontiguousarray(np.moveaxis(x2.reshape(moved), -1, ax))
 
 
 @dataclass(frozen=True)
@@ -89,9 +119,9 @@ class SiteFormat:
         s = np.divide(amax, _F32(self.element.max_finite), dtype=_F32)
         return np.where(s > 0, s, _F32(1.0)).astype(_F32)
 
-    def element_view(self, x: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    def element_view(self, x: np.ndarray, per_channel: bool, feature_axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
         """(y, group): the values the element codebook sees (2-D view) and each element's scale group id."""
-        x2 = as_2d(np.asarray(x, dtype=_F32), per_channel)
+        x2 = as_2d(np.asarray(x, dtype=_F32), per_channel, feature_axis)
         rows, n = x2.shape
         if self.element is not None:
             y = np.divide(x2, self._scales(x2, per_channel), dtype=_F32)
@@ -102,17 +132,20 @@ class SiteFormat:
             group = np.arange(rows)[:, None] * nb + np.arange(n)[None, :] // self.block.block_size
         return y, np.asarray(group, dtype=np.int64)
 
-    def quantize_dequantize(self, x: np.ndarray, per_channel: bool) -> np.ndarray:
-        """DEF-SITE-QUANTIZE — x̂ = Q(x) as float32, x's shape (per_channel: one scale per row of the 2-D view)."""
+    def quantize_dequantize(self, x: np.ndarray, per_channel: bool, feature_axis: int = -1) -> np.ndarray:
+        """DEF-SITE-QUANTIZE — x̂ = Q(x) as float32, x's shape (per_channel: one scale per row of the 2-D view).
+
+        ``feature_axis``: an activation's feature axis (blocks run along it; see :func:`as_2d`).
+        """
         x32 = np.asarray(x, dtype=_F32)
-        x2 = as_2d(x32, per_channel)
+        x2 = as_2d(x32, per_channel, feature_axis)
         if self.element is not None:
             s = self._scales(x2, per_channel)
             codes = quantize(np.divide(x2, s, dtype=_F32), self.element, saturate=True)
             out = np.multiply(dequantize(codes, self.element).astype(_F32), s, dtype=_F32)
         else:
             out = dequantize(quantize(x2, self.block), self.block).astype(_F32)
-        return out.reshape(x32.shape)
+        return _from_2d(out, x32.shape, per_channel, feature_axis)
 
 
 def site_format(name) -> SiteFormat:

@@ -245,8 +245,18 @@ class Runner:
         return self.activations[(site.module, site.kind)][b]
 
     def valid_rows(self, site: Site, b: int) -> np.ndarray:
-        """The activation of batch ``b`` restricted to real (non-padding) positions, as a 2-D float32 array."""
+        """The activation of batch ``b`` restricted to real (non-padding) positions, as a 2-D float32 array.
+
+        Rows are positions, columns the site's feature axis (``site.feature_axis``, moved last
+        first: channels for a convolution); the token mask covers the leading axes after the move.
+        """
         x = self.site_tensor(site, b)
+        if x.ndim >= 2:
+            ax = site.feature_axis
+            if not -x.ndim <= ax < x.ndim:
+                raise InvalidParameterError(f"site {site.name}: feature axis {ax} outside its {x.ndim}-D activation", value=site.name)
+            if ax % x.ndim != x.ndim - 1:
+                x = x.movedim(ax, -1)
         if self.mm.token_mask is not None:
             mask = self.mm.token_mask(self.mm.batches[b])
             if tuple(mask.shape) == tuple(x.shape[: mask.ndim]):

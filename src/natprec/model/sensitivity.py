@@ -45,7 +45,7 @@ def _quantizer(runner: Runner, site: Site, fmt: SiteFormat, acc: list):
         return wq
 
     def q(x):
-        xq = torch.from_numpy(fmt.quantize_dequantize(x.detach().numpy(), per_channel=False))
+        xq = torch.from_numpy(fmt.quantize_dequantize(x.detach().numpy(), per_channel=False, feature_axis=site.feature_axis))
         acc[0] += float(((xq.double() - x.detach().double()) ** 2).sum())
         acc[1] += x.numel()
         return xq.to(x.dtype)
@@ -173,12 +173,16 @@ def gradients(runner: Runner) -> dict:
     return grads
 
 
-def backward_sensitivity(grads: list, fmt: SiteFormat, per_channel: bool) -> float:
-    """DEF-BACKWARD-SENSITIVITY — Δ←_v(b) = Σ‖g − Q_b(g)‖² / Σ‖g‖² over the site's gradient tensors (relative)."""
+def backward_sensitivity(grads: list, fmt: SiteFormat, per_channel: bool, feature_axis: int = -1) -> float:
+    """DEF-BACKWARD-SENSITIVITY — Δ←_v(b) = Σ‖g − Q_b(g)‖² / Σ‖g‖² over the site's gradient tensors (relative).
+
+    ``feature_axis``: an activation site's feature axis (``Site.feature_axis``); it matters for
+    block formats only — the integer family's activation scale is per tensor.
+    """
     num = den = 0.0
     for g in grads:
         a = g.numpy().astype(np.float32)
-        q = fmt.quantize_dequantize(a, per_channel=per_channel)
+        q = fmt.quantize_dequantize(a, per_channel=per_channel, feature_axis=feature_axis)
         num += float(np.sum((q.astype(np.float64) - a) ** 2))
         den += float(np.sum(a.astype(np.float64) ** 2))
     return num / den if den > 0 else 0.0
@@ -208,7 +212,8 @@ def jacobian_proxy(runner: Runner, site: Site, fmt: SiteFormat, b: int = 0) -> d
 
     batch = runner.mm.batches[b]
     z = runner.site_tensor(site, b).float()
-    zq = torch.from_numpy(fmt.quantize_dequantize(z.numpy(), per_channel=site.kind == "weight"))
+    zq = torch.from_numpy(fmt.quantize_dequantize(z.numpy(), per_channel=site.kind == "weight",
+                                                 feature_axis=site.feature_axis))
     if site.kind == "weight":
         pname = f"{site.module}.{site.param}" if site.module else site.param
 

@@ -2,6 +2,9 @@
 
 A site is named by module path: ``"<module>.<param>"`` for a weight, ``"<module>:input"``
 and ``"<module>:output"`` for the first positional input / the output of a module call.
+Each site carries the feature axis of its module's activations, derived once from the
+module type: the last axis for Linear (and any other module), the channel axis 1 for
+convolutions (their activations are N, C, *spatial).
 """
 
 from __future__ import annotations
@@ -13,9 +16,24 @@ from natprec.reference.errors import InvalidParameterError
 
 from .deps import require_torch
 
-__all__ = ["Site", "SITE_KINDS", "find_sites", "select_sites"]
+__all__ = ["Site", "SITE_KINDS", "find_sites", "select_sites", "default_module_types", "feature_axis_of"]
 
 SITE_KINDS = ("weight", "input", "output")
+
+
+def default_module_types() -> tuple:
+    """DEF-SITE — the module classes measured by default: Linear and Conv1d/2d/3d."""
+    torch = require_torch()
+    nn = torch.nn
+    return (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def feature_axis_of(module) -> int:
+    """DEF-SITE — the feature axis of ``module``'s activations: 1 (channels) for a convolution, else −1 (last)."""
+    torch = require_torch()
+    nn = torch.nn
+    convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+    return 1 if isinstance(module, convs) else -1
 
 
 @dataclass(frozen=True)
@@ -24,40 +42,45 @@ class Site:
 
     ``kind`` is ``"weight"`` (``param`` names the parameter of ``module``),
     ``"input"`` or ``"output"`` (the activation entering / leaving a call of ``module``).
+    ``feature_axis``: the activations' feature axis (−1: last, Linear; 1: channels, convolutions);
+    block formats group along it.  Weights ignore it (one row per output channel).
     """
 
     name: str
     kind: str
     module: str
     param: str | None = None
+    feature_axis: int = -1
 
 
 def find_sites(model, *, kinds=("weight", "input"), module_types=None) -> list[Site]:
     """DEF-SITE — every site of ``model`` of the given kinds, in module order.
 
-    ``module_types``: only modules of these classes (default: ``torch.nn.Linear``).
+    ``module_types``: only modules of these classes (default: :func:`default_module_types`,
+    ``torch.nn.Linear`` and ``Conv1d``/``Conv2d``/``Conv3d``).
     Weight sites are the module's own parameters with ≥ 2 dimensions (matrices and
     kernels; 1-D gains and biases are not weights here); a parameter shared by several
     modules (tied weights) is one site, at the first module that holds it.
     """
-    torch = require_torch()
+    require_torch()
     bad = [k for k in kinds if k not in SITE_KINDS]
     if bad:
         raise InvalidParameterError(f"unknown site kind(s) {bad}; known: {', '.join(SITE_KINDS)}", value=bad)
-    types = (torch.nn.Linear,) if module_types is None else tuple(module_types)
+    types = default_module_types() if module_types is None else tuple(module_types)
     seen_params: set[int] = set()
     sites = []
     for path, mod in model.named_modules():
         if not isinstance(mod, types):
             continue
+        axis = feature_axis_of(mod)
         for k in kinds:
             if k == "weight":
                 for pname, p in mod.named_parameters(recurse=False):
                     if p.ndim >= 2 and id(p) not in seen_params:
                         seen_params.add(id(p))
-                        sites.append(Site(f"{path}.{pname}" if path else pname, "weight", path, pname))
+                        sites.append(Site(f"{path}.{pname}" if path else pname, "weight", path, pname, axis))
             else:
-                sites.append(Site(f"{path}:{k}", k, path))
+                sites.append(Site(f"{path}:{k}", k, path, None, axis))
     return sites
 
 
