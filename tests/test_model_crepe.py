@@ -118,6 +118,23 @@ def test_conv_activation_blocks_run_along_channels():
 
 
 @pytest.mark.spec("DEF-SITE-QUANTIZE")
+def test_effective_bits_count_partial_blocks():
+    # (element bits, scale bits, block) written out: nf4_absmax64 = (4, 32, 64), mxfp4 = (4, 8, 32), nvfp4 = (4, 8, 16).
+    for name, sb, blk in (("nf4_absmax64", 32, 64), ("mxfp4", 8, 32), ("nvfp4", 8, 16)):
+        f = site_format(name)
+        for shape, per_channel, axis, n in (((8, 1, 100, 1), False, 1, 1), ((8, 16, 9, 1), False, 1, 16),
+                                            ((8, 128, 9), False, 1, 128), ((5, 7, 96), False, -1, 96),
+                                            ((16, 16, 64, 1), True, 1, 1024), ((20, 40), True, -1, 40)):
+            assert f.effective_bits(shape, per_channel, axis) == pytest.approx(4 + sb * math.ceil(n / blk) / n)
+    assert site_format("int5").effective_bits((8, 1, 100, 1), False, 1) == 5.0
+    mm = _conv_mm(batches=1)
+    sites = find_sites(mm.model)
+    r = Runner(mm, sites)
+    pt = forward_point(r, _by(sites, "c1:input"), site_format("nvfp4"))  # 3 channels: one 3-element block per position
+    assert pt["bits"] == 4.5 and pt["effective_bits"] == pytest.approx(4 + 8 / 3)
+
+
+@pytest.mark.spec("DEF-SITE-QUANTIZE")
 def test_conv_weight_rows_are_output_channels():
     rng = np.random.default_rng(4)
     w = rng.standard_normal((8, 4, 16, 1)).astype(np.float32)

@@ -42,6 +42,8 @@ from .runner import MeasuredModel
 
 __all__ = [
     "CAPACITIES",
+    "TORCHCREPE_HINT",
+    "MAX_HARMONICS",
     "SAMPLE_RATE",
     "WINDOW_SIZE",
     "PITCH_BINS",

@@ -114,6 +114,26 @@ class SiteFormat:
         """The element format whose codebook the (scaled) values see."""
         return self.element if self.element is not None else self.block.element
 
+    def effective_bits(self, shape, per_channel: bool, feature_axis: int = -1) -> float:
+        """DEF-SITE-QUANTIZE — bits per element spent on a tensor of ``shape``: a block format's scale bits over its real blocks.
+
+        A block format's nominal bits (``bits_per_element``) assume full blocks; a row of the
+        2-D view of n elements holds ⌈n/B⌉ blocks, so it spends e + (nominal − e)·B·⌈n/B⌉/n
+        bits per element (e: element bits).  A 1-channel conv input puts one element in each
+        block: 4 + 32 = 36 bits for nf4_absmax64.  Other formats: the nominal bits.
+        """
+        if self.block is None:
+            return self.bits_per_element
+        dims = tuple(int(d) for d in shape)
+        if len(dims) < 2:
+            n = int(np.prod(dims))
+        else:
+            n = int(np.prod(dims[1:])) if per_channel else dims[_axis(np.empty((0,) * len(dims)), feature_axis)]
+        if n == 0:
+            return self.bits_per_element
+        e, bsz = float(self.block.element.nbits), self.block.block_size
+        return e + (self.bits_per_element - e) * bsz * (-(-n // bsz)) / n
+
     def _scales(self, x2: np.ndarray, per_channel: bool) -> np.ndarray:
         amax = np.max(np.abs(x2), axis=1 if per_channel else None, keepdims=True).astype(_F32)
         s = np.divide(amax, _F32(self.element.max_finite), dtype=_F32)

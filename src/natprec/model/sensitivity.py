@@ -56,6 +56,9 @@ def _quantizer(runner: Runner, site: Site, fmt: SiteFormat, acc: list):
 def forward_point(runner: Runner, site: Site, fmt: SiteFormat) -> dict:
     """DEF-FORWARD-SENSITIVITY, DEF-AMPLIFICATION — Δ→_v for one format, with output MSE, site MSE and their ratio.
 
+    ``bits`` is the format's nominal bits per element, ``effective_bits`` what it spends on
+    this site's rows (block formats on rows shorter than a block, e.g. few conv channels).
+
     ``distortion`` is the model's task distortion averaged over all calibration samples;
     ``cosine`` and ``output_mse`` are reported alongside.  A non-finite quantized output
     raises NonFiniteInputError naming the site and format.
@@ -76,9 +79,11 @@ def forward_point(runner: Runner, site: Site, fmt: SiteFormat) -> dict:
         n += ref.shape[0]
     site_mse = acc[0] / acc[1]
     out_mse = mse / n
+    shape = tuple(runner.site_tensor(site, 0).shape)
     return {
         "format": fmt.name,
         "bits": fmt.bits_per_element,
+        "effective_bits": fmt.effective_bits(shape, site.kind == "weight", site.feature_axis),
         "distortion": d / n,
         "cosine": cos / n,
         "output_mse": out_mse,
