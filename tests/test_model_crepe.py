@@ -134,6 +134,18 @@ def test_effective_bits_count_partial_blocks():
     assert pt["bits"] == 4.5 and pt["effective_bits"] == pytest.approx(4 + 8 / 3)
 
 
+
+@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE", "DEF-SITE-QUANTIZE")
+def test_best_format_ranks_by_the_bits_spent_on_the_site():
+    # c1:input has 3 channels: nvfp4 spends 4 + 8/3 ≈ 6.67 bits there, more than int6 — never "4.5 bits" and best.
+    doc = measure(_conv_mm(batches=1), sites="c1:input", formats="int,nvfp4", tolerance=1e-2, all_formats=True, jacobian=False)
+    (s,) = doc["sites"]
+    assert s["error"] is None and s["points"]["nvfp4"]["effective_bits"] == pytest.approx(4 + 8 / 3)
+    passing = [(p["effective_bits"], n) for n, p in s["points"].items() if p["distortion"] <= 1e-2]
+    assert (s["best_bits"], s["best_format"]) == min(passing)
+    assert s["best_bits"] != 4.5
+
+
 @pytest.mark.spec("DEF-SITE-QUANTIZE")
 def test_conv_weight_rows_are_output_channels():
     rng = np.random.default_rng(4)

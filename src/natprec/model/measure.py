@@ -152,12 +152,15 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
                 "monotonicity_violations": monotonicity_violations(curve),
             }
             best = (f"int{b_star}", float(b_star)) if b_star is not None else (None, math.inf)
-            for f in other:
-                if not all_formats and f.bits_per_element >= best[1]:
+            # Ranked by the bits spent on this site's shape: a block format on rows shorter than a block pays more.
+            shape = tuple(runner.site_tensor(site, 0).shape)
+            spent = {f.name: f.effective_bits(shape, is_w, site.feature_axis) for f in other}
+            for f in sorted(other, key=lambda f: spent[f.name]):
+                if not all_formats and spent[f.name] >= best[1]:
                     continue  # cannot use fewer bits than the best format already within ε
                 points[f.name] = forward_point(runner, site, f)
-                if points[f.name]["distortion"] <= tolerance and f.bits_per_element < best[1]:
-                    best = (f.name, f.bits_per_element)
+                if points[f.name]["distortion"] <= tolerance and spent[f.name] < best[1]:
+                    best = (f.name, spent[f.name])
             rec["points"] = points
             rec["best_format"] = best[0]
             rec["best_bits"] = None if best[0] is None else best[1]

@@ -68,8 +68,9 @@ class UniformStep:
     """DEF-SITE-RESOLUTION — U_Δ(x) = fl32(fl64(k·Δ)), k = ⌊(x + Δ/2)/Δ⌋ exactly, Δ = Δ_k of the grid.
 
     One step for the whole site (no per-channel scale, no clipping, no rate limit); a value on a
-    cell edge goes to the upper cell, as in the reference histogram.  ``per_channel`` is accepted
-    and ignored so that it runs wherever a site format does.
+    cell edge goes to the upper cell, as in the reference histogram.  ``per_channel`` and
+    ``feature_axis`` are accepted and ignored (one step, element-wise) so that it runs wherever a
+    site format does.
     """
 
     step_index: int
@@ -86,7 +87,10 @@ class UniformStep:
     def bits_per_element(self) -> None:
         return None  # a uniform grid has no fixed rate: its information is what the entropy measures
 
-    def quantize_dequantize(self, x: np.ndarray, per_channel: bool = False) -> np.ndarray:
+    def effective_bits(self, shape, per_channel: bool, feature_axis: int = -1) -> None:
+        return None
+
+    def quantize_dequantize(self, x: np.ndarray, per_channel: bool = False, feature_axis: int = -1) -> np.ndarray:
         x32 = np.asarray(x, dtype=np.float32)
         d = self.step
         k = histogram_bins(x32, d, origin=-d / 2)
