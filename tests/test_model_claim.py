@@ -214,16 +214,17 @@ def test_spearman_interval_and_verdicts():
         spearman([1, 2, 3], [1, 2])
 
 
-def _rec(name, kind, b_star, h, *, crest=2.0, error=None, step=0):
+def _rec(name, kind, b_star, h, *, cells=4, crest=2.0, error=None, step=0):
     return {"site": name, "kind": kind, "error": error,
             "info": {"natural_precision_bits": 18, "entropy_bits": 10.0 + h / 10, "crest_bits": crest, "ggd_beta": None},
-            "resolution": {"by_tolerance": [{"tolerance": 1e-3, "b_star": b_star, "step_index": step, "entropy_bits": h}]}}
+            "resolution": {"by_tolerance": [{"tolerance": 1e-3, "b_star": b_star, "step_index": step, "entropy_bits": h,
+                                             "cells_bits": cells}]}}
 
 
 @pytest.mark.spec("DEF-CLAIM-TEST")
 def test_claim_test_on_records():
-    recs = [_rec("a", "weight", 3, 2.5), _rec("b", "weight", 4, 3.2), _rec("c", "input", 8, 2.0, crest=6.0),
-            _rec("d", "input", None, 6.5), _rec("e", "weight", 2, 1.2), _rec("f", "weight", 5, 4.1, error="x"),
+    recs = [_rec("a", "weight", 3, 2.5, cells=3), _rec("b", "weight", 4, 3.2, cells=5), _rec("c", "input", 8, 2.0, crest=6.0, cells=8),
+            _rec("d", "input", None, 6.5, cells=9), _rec("e", "weight", 2, 1.2, cells=2), _rec("f", "weight", 5, 4.1, error="x"),
             _rec("g", "input", 6, 5.4, step=None)]
     recs[-1]["resolution"]["by_tolerance"][0]["step_index"] = None
     (c,) = claim_test(recs, [1e-3])
@@ -232,16 +233,26 @@ def test_claim_test_on_records():
     assert [e["reason"] for e in c["excluded"]] == ["failed", "no step of the grid meets ε"]
     b = [3, 4, 8, NONE_PASSES_BITS, 2]
     h = [2.5, 3.2, 2.0, 6.5, 1.2]
-    assert c["information"]["rho"] == pytest.approx(scipy.stats.spearmanr(h, b).statistic)
-    assert c["exact_agreement"] == pytest.approx(3 / 5)  # ⌈2.5⌉ = 3, ⌈3.2⌉ = 4 and ⌈1.2⌉ = 2 agree; 2 ≠ 8, 7 ≠ 9
-    assert c["mean_excess_bits"] == pytest.approx(np.mean(np.array(b) - np.array(h)))
+    cells = [3, 5, 8, 9, 2]
+    info, supp = c["information"], c["support"]
+    assert info["interval"]["rho"] == pytest.approx(scipy.stats.spearmanr(h, b).statistic)
+    assert supp["interval"]["rho"] == pytest.approx(scipy.stats.spearmanr(cells, b).statistic)
+    assert info["exact_agreement"] == pytest.approx(3 / 5)  # ⌈2.5⌉ = 3, ⌈3.2⌉ = 4 and ⌈1.2⌉ = 2 agree; 2 ≠ 8, 7 ≠ 9
+    assert info["within_one_bit"] == pytest.approx(3 / 5)
+    assert supp["exact_agreement"] == pytest.approx(4 / 5) and supp["within_one_bit"] == 1.0  # only b: 5 vs 4
+    assert info["mean_excess_bits"] == pytest.approx(np.mean(np.array(b) - np.array(h)))
+    assert supp["mean_excess_bits"] == pytest.approx(np.mean(np.array(b) - np.array(cells)))
+    assert info["verdict"] == verdict(info["interval"])
     assert [d["site"] for d in c["disagreements"]] == ["c", "d"]  # |8 − 2| = 6 first, then |9 − 7| = 2 ≥ DISAGREEMENT_BITS
     assert all(abs(d["b_star"] - math.ceil(d["information_bits"])) >= DISAGREEMENT_BITS for d in c["disagreements"])
     assert set(c["controls"]) == {"natural_precision_bits", "entropy_bits"}
     assert c["controls"]["natural_precision_bits"]["rho"] is None  # constant b* = 18: undetermined, not a number
     assert set(c["by_kind"]) == {"weight"}  # only 2 input sites remain: no ρ for them
+    assert c["by_kind"]["weight"]["support"]["rho"] == pytest.approx(scipy.stats.spearmanr([3, 5, 2], [3, 4, 2]).statistic)
     lines = claim_lines({"claim": [c]})
-    assert "over 5 sites" in lines[0] and "differ by ≥ 2 bits" in "\n".join(lines) and "excluded: f (failed)" in lines[-1]
+    text = "\n".join(lines)
+    assert "5 sites" in lines[0] and "differ by ≥ 2 bits" in text and "excluded: f (failed)" in lines[-1]
+    assert "within 1 bit on 100%" in text and "b*_Δ" in text
 
 
 @pytest.mark.spec("DEF-CLAIM-TEST")
@@ -262,7 +273,7 @@ def test_claim_study_and_cli(tmp_path, capsys, monkeypatch):
     args = p.parse_args(["study", "claim", "--tolerances", "1e-2", "--out", str(tmp_path / "t"), "--no-plots"])
     assert args.run(args) == 0
     text = capsys.readouterr().out
-    assert "natprec study: tiny" in text and "information b_H(ε) vs need b*_v(ε)" in text
+    assert "natprec study: tiny" in text and "does information predict the need b*_v(ε)?" in text
 
 
 @pytest.mark.spec("DEF-CLAIM-TEST")

@@ -1,11 +1,12 @@
 """DEF-CLAIM-TEST — does the information a site holds predict the precision it needs?
 
-For each tolerance ε, over the sites measured without error: the Spearman rank correlation of
-the information-derived precision b_H,v(ε) (DEF-INFORMATION-PRECISION) with the operational
-b*_v(ε) (DEF-OPERATIONAL-PRECISION-SITE), with a seeded percentile-bootstrap interval over
-sites; the same for the task-free measures (whole-site b*, H at std/256) as a control; how
-often ⌈b_H⌉ equals b*_v; the sites where they differ by 2 bits or more; and whether the
-fixed-rate excess b*_v − b_H is explained by the site's crest log2(max|x|/std).
+For each tolerance ε, over the sites measured without error: the Spearman rank correlation
+with the operational b*_v(ε) (DEF-OPERATIONAL-PRECISION-SITE) of the two information-derived
+precisions at the site's resolution (DEF-INFORMATION-PRECISION) — the entropy b_H,v(ε) and the
+natural precision of the support b*_Δ,v(ε) — each with a seeded percentile-bootstrap interval
+over sites and how close its bits come; the same ρ for the task-free measures (whole-site b*,
+H at std/256) as a control; ρ per site kind; the sites where ⌈b_H⌉ and b*_v differ by 2 bits or
+more; and whether the excess b*_v − b_H is explained by the crest log2(max|x|/std).
 """
 
 from __future__ import annotations
@@ -91,6 +92,19 @@ def verdict(interval: dict) -> str:
     return "no evidence of a rank relation at {:.0%}".format(interval["confidence"])
 
 
+def _agreement(pred: np.ndarray, b: np.ndarray) -> dict:
+    """ρ of a precision predictor against b*_v, its verdict, and how close the bits come (pred already in bits)."""
+    iv = spearman_interval(pred, b)
+    whole = np.ceil(pred)
+    return {
+        "interval": iv,
+        "verdict": verdict(iv),
+        "exact_agreement": float(np.mean(whole == b)) if b.size else None,
+        "within_one_bit": float(np.mean(np.abs(whole - b) <= 1)) if b.size else None,
+        "mean_excess_bits": float(np.mean(b - pred)) if b.size else None,
+    }
+
+
 def claim_test(sites: list[dict], tolerances) -> list[dict]:
     """DEF-CLAIM-TEST — one result per tolerance from the per-site records of ``measure``."""
     results = []
@@ -106,28 +120,28 @@ def claim_test(sites: list[dict], tolerances) -> list[dict]:
                 excluded.append({"site": s["site"], "reason": why})
                 continue
             b = row["b_star"] if row["b_star"] is not None else NONE_PASSES_BITS
-            used.append((s, b, row["entropy_bits"]))
+            used.append((s, b, row["entropy_bits"], row["cells_bits"]))
         b = np.array([u[1] for u in used], dtype=np.float64)
         h = np.array([u[2] for u in used], dtype=np.float64)
+        c = np.array([u[3] for u in used], dtype=np.float64)
         res = {"tolerance": t, "sites": len(used), "excluded": excluded}
-        res["information"] = spearman_interval(h, b)
-        res["verdict"] = verdict(res["information"])
+        res["information"] = _agreement(h, b)
+        res["support"] = _agreement(c, b)
         res["controls"] = {
             key: spearman_interval(np.array([u[0]["info"][key] if u[0]["info"][key] is not None else np.nan for u in used]), b)
             for key in ("natural_precision_bits", "entropy_bits")
         }
-        res["by_kind"] = {k: spearman_interval(h[m], b[m]) for k in sorted({u[0]["kind"] for u in used})
+        res["by_kind"] = {k: {"information": spearman_interval(h[m], b[m]), "support": spearman_interval(c[m], b[m])}
+                          for k in sorted({u[0]["kind"] for u in used})
                           if (m := np.array([u[0]["kind"] == k for u in used])).sum() >= 3}
-        ceil_h = np.ceil(h)
-        res["exact_agreement"] = float(np.mean(ceil_h == b)) if used else None
-        res["mean_excess_bits"] = float(np.mean(b - h)) if used else None
         crest = np.array([u[0]["info"]["crest_bits"] for u in used], dtype=np.float64)
         res["excess_vs_crest"] = spearman_interval(b - h, crest)
         res["disagreements"] = sorted(
-            ({"site": u[0]["site"], "kind": u[0]["kind"], "b_star": u[1], "information_bits": u[2],
+            ({"site": u[0]["site"], "kind": u[0]["kind"], "b_star": u[1], "information_bits": u[2], "support_bits": u[3],
               "excess_bits": u[1] - u[2], "crest_bits": u[0]["info"]["crest_bits"], "ggd_beta": u[0]["info"]["ggd_beta"]}
-             for u, c in zip(used, ceil_h) if abs(u[1] - c) >= DISAGREEMENT_BITS),
+             for u in used if abs(u[1] - math.ceil(u[2])) >= DISAGREEMENT_BITS),
             key=lambda d: -abs(d["excess_bits"]))
-        res["pairs"] = [{"site": u[0]["site"], "kind": u[0]["kind"], "b_star": u[1], "information_bits": u[2]} for u in used]
+        res["pairs"] = [{"site": u[0]["site"], "kind": u[0]["kind"], "b_star": u[1], "information_bits": u[2],
+                         "support_bits": u[3]} for u in used]
         results.append(res)
     return results

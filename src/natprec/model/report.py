@@ -18,7 +18,7 @@ from .resolution import STEPS_PER_OCTAVE
 
 __all__ = ["table_rows", "TABLE_HEADERS", "format_table", "claim_lines", "write_report", "PLOT_FILES"]
 
-TABLE_HEADERS = ["site", "kind", "shape", "support", "b*", "β", "crest", "Δv(ε)", "b_H(ε)", "b*_v(ε)", "best ≤ε (bits)",
+TABLE_HEADERS = ["site", "kind", "shape", "support", "b*", "β", "crest", "Δv(ε)", "b_H(ε)", "b*_Δ(ε)", "b*_v(ε)", "best ≤ε (bits)",
                  "bwd b*", "dual b*", "amplif.", "e_task/actual"]
 PLOT_FILES = ("precision_bars.png", "sensitivity_curves.png", "margins.png", "claim.png")
 
@@ -46,6 +46,7 @@ def table_rows(doc: dict) -> list[list[str]]:
         res = (s.get("resolution") or {}).get("by_tolerance", [{}])[0]
         row.append("-" if res.get("step_index") is None else f"2^({res['step_index']}/{STEPS_PER_OCTAVE})")
         row.append(_g(res.get("entropy_bits"), ".2f"))
+        row.append(_g(res.get("cells_bits")))
         row.append("-" if fwd is None else _bits_cell(fwd["b_star"]))
         if "best_format" in s:
             row.append("none" if s["best_format"] is None else f"{s['best_format']} ({s['best_bits']:g})")
@@ -85,22 +86,29 @@ def claim_lines(doc: dict) -> list[str]:
     """DEF-CLAIM-TEST — the claim's result in sentences, one block per ε (terminal and HTML)."""
     lines = []
     for c in doc["claim"]:
-        iv = c["information"]
-        lines.append(f"ε = {c['tolerance']:g}: information b_H(ε) vs need b*_v(ε) over {c['sites']} sites: "
-                     f"Spearman {_interval(iv)} ({iv['confidence']:.0%} bootstrap, {iv['resamples']} resamples) — {c['verdict']}.")
+        lines.append(f"ε = {c['tolerance']:g}, {c['sites']} sites — does information predict the need b*_v(ε)?")
+        for key, what in (("support", "natural precision of the support at the site's resolution, b*_Δ(ε)"),
+                          ("information", "entropy at the site's resolution, b_H(ε)")):
+            a = c[key]
+            iv = a["interval"]
+            line = f"  {what}: Spearman {_interval(iv)} ({iv['confidence']:.0%} bootstrap) — {a['verdict']}"
+            if c["sites"]:
+                line += (f"; ⌈·⌉ = b*_v on {a['exact_agreement']:.0%} of sites, within 1 bit on {a['within_one_bit']:.0%}, "
+                         f"b*_v − it = {a['mean_excess_bits']:+.2f} bits on average")
+            lines.append(line + ".")
         if c["sites"]:
-            lines.append(f"  ⌈b_H⌉ = b*_v on {c['exact_agreement']:.0%} of sites; b*_v − b_H = {c['mean_excess_bits']:.2f} bits on "
-                         f"average (the price of a fixed rate); excess vs crest log2(max|x|/std): {_interval(c['excess_vs_crest'])}.")
-            ctl = c["controls"]
-            lines.append(f"  task-free controls vs b*_v: whole-site b* {_interval(ctl['natural_precision_bits'])}; "
-                         f"H at std/256 {_interval(ctl['entropy_bits'])}.")
-            kinds = "; ".join(f"{k} {_interval(v)} (n = {v['n']})" for k, v in c["by_kind"].items())
+            kinds = "; ".join(f"{k}: b*_Δ {_interval(v['support'])}, b_H {_interval(v['information'])} (n = {v['support']['n']})"
+                              for k, v in c["by_kind"].items())
             if kinds:
-                lines.append(f"  by kind: {kinds}.")
+                lines.append(f"  by kind — {kinds}.")
+            ctl = c["controls"]
+            lines.append(f"  excess b*_v − b_H vs crest log2(max|x|/std): {_interval(c['excess_vs_crest'])}; task-free controls: "
+                         f"whole-site b* {_interval(ctl['natural_precision_bits'])}, H at std/256 {_interval(ctl['entropy_bits'])}.")
         if c["disagreements"]:
             worst = ", ".join(f"{d['site']} (b*_v {_bits_cell(None if d['b_star'] == NONE_PASSES_BITS else d['b_star'])}, "
-                              f"b_H {d['information_bits']:.2f}, crest {_g(d['crest_bits'], '.2f')})" for d in c["disagreements"][:5])
-            lines.append(f"  {len(c['disagreements'])} site(s) differ by ≥ 2 bits, largest first: {worst}.")
+                              f"b_H {d['information_bits']:.2f}, b*_Δ {d['support_bits']}, crest {_g(d['crest_bits'], '.2f')})"
+                              for d in c["disagreements"][:5])
+            lines.append(f"  {len(c['disagreements'])} site(s) where ⌈b_H⌉ and b*_v differ by ≥ 2 bits, largest first: {worst}.")
         if c["excluded"]:
             lines.append(f"  excluded: {', '.join(e['site'] + ' (' + e['reason'] + ')' for e in c['excluded'][:5])}"
                          + (" …" if len(c["excluded"]) > 5 else "") + ".")
@@ -173,27 +181,32 @@ def _plots(doc: dict, out: Path) -> list[Path]:
     paths.append(out / PLOT_FILES[2])
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
-    # 4. The claim: information-derived precision against the measured need, one panel per ε.
+    # 4. The claim: the two information-derived precisions against the measured need, one column per ε.
     claims = [c for c in doc["claim"] if c["pairs"]]
     if claims:
-        fig, axes = plt.subplots(1, len(claims), figsize=(4.6 * len(claims), 4.4), squeeze=False)
-        for ax, c in zip(axes[0], claims):
-            for kind, marker in (("weight", "o"), ("input", "s"), ("output", "^")):
-                pts = [p for p in c["pairs"] if p["kind"] == kind]
-                if pts:
-                    # Spread equal b*_v a little so stacked sites stay visible; b*_v itself is an integer.
-                    jitter = np.linspace(-0.15, 0.15, len(pts)) if len(pts) > 1 else np.zeros(1)
-                    ax.scatter([p["information_bits"] for p in pts], np.array([p["b_star"] for p in pts]) + jitter,
-                               marker=marker, s=16, alpha=0.7, label=f"{kind} sites")
-            top = NONE_PASSES_BITS + 0.5
-            ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="b*_v = b_H")
-            ax.set_xlim(0, top)
-            ax.set_ylim(0.5, top)
-            ax.set_yticks(range(1, NONE_PASSES_BITS + 1), [str(b) for b in range(1, NONE_PASSES_BITS)] + [">8"])
-            ax.set_xlabel("b_H(ε): entropy at the site's resolution Δv(ε) (bits)")
-            ax.set_ylabel("b*_v(ε): fewest int bits within ε")
-            ax.set_title(f"ε = {c['tolerance']:g}: {_interval(c['information'])}", fontsize=9)
-            ax.legend(fontsize=7, loc="lower right")
+        fig, axes = plt.subplots(2, len(claims), figsize=(4.6 * len(claims), 8.4), squeeze=False)
+        top = NONE_PASSES_BITS + 0.5
+        for col, c in enumerate(claims):
+            for row, (key, field, label) in enumerate((
+                    ("support", "support_bits", "b*_Δ(ε): ⌈log2 |support|⌉ at the site's resolution Δv(ε)"),
+                    ("information", "information_bits", "b_H(ε): entropy at the site's resolution Δv(ε) (bits)"))):
+                ax = axes[row][col]
+                for kind, marker in (("weight", "o"), ("input", "s"), ("output", "^")):
+                    pts = [p for p in c["pairs"] if p["kind"] == kind]
+                    if pts:
+                        # Spread equal values a little so stacked sites stay visible; both sides of a support point are integers.
+                        jitter = np.linspace(-0.15, 0.15, len(pts)) if len(pts) > 1 else np.zeros(1)
+                        xj = jitter[::-1] if key == "support" else 0.0
+                        ax.scatter(np.array([p[field] for p in pts]) + xj, np.array([p["b_star"] for p in pts]) + jitter,
+                                   marker=marker, s=16, alpha=0.7, label=f"{kind} sites")
+                ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="equal bits")
+                ax.set_xlim(0, max(top, max(p[field] for p in c["pairs"]) + 0.5))
+                ax.set_ylim(0.5, top)
+                ax.set_yticks(range(1, NONE_PASSES_BITS + 1), [str(b) for b in range(1, NONE_PASSES_BITS)] + [">8"])
+                ax.set_xlabel(label, fontsize=8)
+                ax.set_ylabel("b*_v(ε): fewest int bits within ε", fontsize=8)
+                ax.set_title(f"ε = {c['tolerance']:g}: {_interval(c[key]['interval'])}", fontsize=9)
+                ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
         paths.append(out / PLOT_FILES[3])
         fig.savefig(paths[-1], dpi=110)
@@ -231,9 +244,9 @@ Total {sum(t.values()):.1f} s.</p>
 <ul>{notes}</ul>
 <h2>Does information predict the precision a site needs?</h2>
 <p>For each site, Δv(ε) is the coarsest uniform step 2^(k/{STEPS_PER_OCTAVE}) that keeps D within ε with only that site
-quantized, and b_H(ε) is the entropy of the site at that step: the bits per element an ideal code needs at the
-resolution the task requires. b*_v(ε) is the fewest bits of the int family within ε. The claim holds to the extent
-the two rank the sites alike.</p>
+quantized. At that resolution, b*_Δ(ε) = ⌈log2 |support|⌉ is the natural precision of the values the task must tell
+apart, and b_H(ε) their entropy: the bits per element an ideal code needs. b*_v(ε) is the fewest bits of the int
+family within ε. The claim holds to the extent that information ranks the sites as the need does.</p>
 <ul>{claim}</ul>
 <table><tr>{head}</tr>{body}</table>
 {imgs}
