@@ -283,3 +283,10 @@ def test_study_cli_errors(capsys):
     assert main(["study", "claim", "--tolerances", "1e-3,0"]) == 2 and "--tolerances must be finite and > 0" in capsys.readouterr().err
     assert main(["study", "claim", "--tolerances", ","]) == 2 and "no tolerance" in capsys.readouterr().err
     assert main(["report", "--claim-tolerances", "x"]) == 2 and "not a number" in capsys.readouterr().err
+
+
+@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE")
+def test_measure_needs_the_int_family():
+    with pytest.raises(InvalidParameterError, match="--formats: b.*int family") as e:
+        measure(tiny(), formats="nf4,mxfp4", jacobian=False)
+    assert e.value.value == "nf4,mxfp4"

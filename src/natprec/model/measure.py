@@ -95,7 +95,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
     int_fmts = sorted((f for f in fmts if f.int_bits is not None), key=lambda f: f.int_bits)
     if not int_fmts:
         raise InvalidParameterError("--formats: b*_v(ε) is searched over the int family; give at least one intB", value=formats)
-    other = sorted((f for f in fmts if f.int_bits is None), key=lambda f: f.bits_per_element)
+    other = [f for f in fmts if f.int_bits is None]
     by_bits = {f.int_bits: f for f in int_fmts}
     chosen = select_sites(find_sites(mm.model, kinds=kinds, module_types=module_types), sites)
     if not chosen:
