@@ -178,6 +178,29 @@ def test_quantize_special_values(capsys, saturate):
 
 
 @pytest.mark.spec("DEF-QUANTIZE")
+@pytest.mark.parametrize("fmt", ["nf4", "int4", "nf4_absmax64", "mxfp4"])
+def test_quantize_nan_policies_for_formats_without_a_nan_code(capsys, fmt):
+    # The README's example: nf4 has no NaN encoding, yet a NaN VALUE is not an error by default.
+    doc = run_json(capsys, "quantize", "--format", fmt, "-0.3", "0.2", "nan", "0.5")
+    finite = run_json(capsys, "quantize", "--format", fmt, "-0.3", "0.2", "0.5")
+    kept = [v for v in doc["values"] if v["input"] != "nan"]
+    assert [(v["code"], v["value"], v["margin"], v["block"]) for v in kept] == \
+        [(v["code"], v["value"], v["margin"], v["block"]) for v in finite["values"]]  # the NaN changes nothing else
+    assert doc["values"][2] == {"input": "nan", "block": None, "code": None, "value": "nan", "margin": "nan"}
+    assert doc["nan_policy"] == "propagate" and "no NaN encoding" in doc["notes"][0]
+    omit = run_json(capsys, "quantize", "--format", fmt, "--nan-policy", "omit", "-0.3", "0.2", "nan", "0.5")
+    assert omit["values"] == finite["values"] and omit["notes"] == ["1 NaN VALUE(s) omitted"]
+    assert main(["quantize", "--format", fmt, "--nan-policy", "raise", "0.2", "nan"]) == 2
+    assert "NaN" in capsys.readouterr().err
+    assert main(["quantize", "--format", fmt, "--nan-policy", "omit", "nan"]) == 2
+    assert "every VALUE is NaN" in capsys.readouterr().err
+    assert main(["quantize", "--format", fmt, "nan", "0.1"]) == 0
+    out = capsys.readouterr().out
+    row = next(line.split() for line in out.splitlines() if line.strip().startswith("nan"))
+    assert "note: " + fmt in out and row[1] == "-"  # the code (or the block) column
+
+
+@pytest.mark.spec("DEF-QUANTIZE")
 @pytest.mark.parametrize("tie, code", [("even", "0x00"), ("down", "0x00"), ("up", "0x01"), ("away", "0x01")])
 def test_quantize_tie_rules(capsys, tie, code):
     doc = run_json(capsys, "quantize", "--format", "int8", "--tie", tie, "0.5")
@@ -431,7 +454,8 @@ BAD = [
     (["quantize", "1"], ["--format"]),
     (["quantize", "--format", "nf4", "--no-saturate", "1"], ["nf4", "saturate"]),
     (["quantize", "--format", "mxfp4", "--no-saturate", "1"], ["mxfp4", "saturates"]),
-    (["quantize", "--format", "nf4", "nan"], ["nf4", "NaN"]),
+    (["quantize", "--format", "nf4", "--nan-policy", "raise", "nan"], ["NaN"]),
+    (["quantize", "--format", "nf4", "--nan-policy", "omit", "nan"], ["every VALUE is NaN"]),
     (["quantize", "--format", "nvfp4", "1", "-inf"], ["nvfp4", "non-finite"]),
     (["quantize", "--format", "nf4", "--tie", "odd", "1"], ["--tie", "'odd'"]),
     (["landauer", "--bits", "-1"], ["--bits", "-1.0"]),

@@ -101,39 +101,67 @@ def _block_scales(f, q) -> tuple[list[dict], float | None]:
     return out, ts
 
 
-def quantize_summary(values, fmt: str, *, tie: str = "even", saturate: bool | None = None) -> dict:
+def quantize_summary(values, fmt: str, *, tie: str = "even", saturate: bool | None = None,
+                     nan_policy: str = "propagate") -> dict:
     """DEF-QUANTIZE, DEF-MARGIN — float64 ``values`` quantized with one format: codes, reconstructions, margins γ.
 
-    Element formats keep NaN where the format has a NaN encoding (``nan_policy="propagate"``);
-    a block format takes the values as one vector, blocked along it, and the result lists its
-    block scales (γ then is measured on the block-scaled values).
+    A block format takes the values as one vector, blocked along it, and the result lists its
+    block scales (γ then is measured on the block-scaled values).  NaN inputs (SciPy's
+    convention): ``"propagate"`` keeps each NaN — with the format's NaN code where it has one,
+    else with no code (``code`` null, value and γ NaN: the other values are quantized without
+    it, so a block format blocks the non-NaN values); ``"omit"`` drops them; ``"raise"`` raises
+    NaNInputError.  ``notes`` says what was done.
     """
+    if nan_policy not in ("propagate", "omit", "raise"):
+        raise InvalidParameterError(f"nan_policy must be 'propagate', 'omit' or 'raise'; got {nan_policy!r}", value=nan_policy)
     f = get_format(fmt)
     if not len(values):
         raise EmptyInputError("quantize needs at least one VALUE", value=[])
     x = np.array(values, dtype=np.float64)
+    nan = np.isnan(x)
     element = isinstance(f, ElementFormat)
-    doc = {"format": f.name, "kind": "element" if element else "block", "tie": tie}
+    doc = {"format": f.name, "kind": "element" if element else "block", "tie": tie, "nan_policy": nan_policy, "notes": []}
+    if nan_policy == "omit" and nan.any():
+        x, nan = x[~nan], nan[~nan]
+        doc["notes"].append(f"{int(np.count_nonzero(np.isnan(np.array(values, dtype=np.float64))))} NaN VALUE(s) omitted")
+        if not x.size:
+            raise EmptyInputError("quantize: every VALUE is NaN and nan_policy='omit'", value=list(values))
+    own_nan = element and nan_policy == "propagate" and f.nan_code is not None
+    keep = np.ones(x.size, bool) if (own_nan or nan_policy == "raise") else ~nan
+    if nan.any() and not own_nan and nan_policy == "propagate":
+        doc["notes"].append(f"{f.name} has no NaN encoding: each NaN VALUE is kept without a code"
+                            + ("" if element else ", and the blocks are formed by the other VALUEs"))
+    xs = x[keep]
+    codes = [None] * x.size
+    recon = np.full(x.size, np.nan)
+    gamma = np.full(x.size, np.nan)
+    blocks = [None] * x.size
     if element:
-        # The user typed NaN on purpose: keep it where the format has a NaN encoding.
-        codes = quantize(x, f, tie=tie, saturate=saturate, nan_policy="propagate")
-        recon = dequantize(codes, f)
-        gamma = voronoi_margin(x, f, tie=tie, nan_policy="propagate")  # γ = NaN for NaN inputs
         doc["saturate"] = f.default_saturate if saturate is None else saturate
-        blocks = [None] * x.size
         nbits = f.nbits
+        if xs.size:
+            policy = "raise" if nan_policy == "raise" else "propagate"
+            c = quantize(xs, f, tie=tie, saturate=saturate, nan_policy=policy)
+            recon[keep] = dequantize(c, f)
+            gamma[keep] = voronoi_margin(xs, f, tie=tie, nan_policy=policy)  # γ = NaN for a NaN kept with its code
+            for i, ci in zip(np.flatnonzero(keep), c.tolist()):
+                codes[i] = ci
     else:
-        q = quantize(x, f, tie=tie, saturate=saturate)
-        codes, recon = q.codes, dequantize(q, f)
-        gamma = voronoi_margin(x, f, tie=tie)
         doc["saturate"] = True
         doc["block_size"] = f.block_size
-        doc["scales"], doc["tensor_scale"] = _block_scales(f, q)
-        blocks = [i // f.block_size for i in range(x.size)]
         nbits = f.element.nbits
+        doc["scales"], doc["tensor_scale"] = [], None
+        if xs.size:
+            q = quantize(xs, f, tie=tie, saturate=saturate)
+            recon[keep] = dequantize(q, f)
+            gamma[keep] = voronoi_margin(xs, f, tie=tie)
+            doc["scales"], doc["tensor_scale"] = _block_scales(f, q)
+            for j, (i, ci) in enumerate(zip(np.flatnonzero(keep), q.codes.tolist())):
+                codes[i], blocks[i] = ci, j // f.block_size
     doc["values"] = [
-        {"input": json_number(xi), "block": b, "code": json_code(c, nbits), "value": json_number(r), "margin": json_number(g)}
-        for xi, b, c, r, g in zip(x, blocks, codes.tolist(), recon, gamma)
+        {"input": json_number(xi), "block": b, "code": None if c is None else json_code(c, nbits), "value": json_number(r),
+         "margin": json_number(g)}
+        for xi, b, c, r, g in zip(x, blocks, codes, recon, gamma)
     ]
     doc["margin_units"] = "codebook" if element else "codebook, of the block-scaled value"
     return doc

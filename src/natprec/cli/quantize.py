@@ -21,7 +21,7 @@ def add_parser(subparsers):
         "quantize",
         help="quantize VALUEs with one format: codes, reconstructed values, margins",
         usage="natprec quantize --format NAME [--tie {even,down,up,away}] [--saturate | --no-saturate] "
-              "[--json] [--] VALUE...",
+              "[--nan-policy {propagate,omit,raise}] [--json] [--] VALUE...",
         description="VALUEs are float64 ('nan', 'inf', '-0.0' and negative numbers are accepted). "
                     "With a block format the VALUEs form one vector, blocked along it.",
     )
@@ -29,6 +29,9 @@ def add_parser(subparsers):
     s.add_argument("--tie", choices=TIE_RULES, default="even", help="tie rule at exact midpoints (default even)")
     s.add_argument("--saturate", action=argparse.BooleanOptionalAction, default=None,
                    help="clamp overflow to the largest finite value (default: the format's convention)")
+    s.add_argument("--nan-policy", choices=("propagate", "omit", "raise"), default="propagate",
+                   help="NaN VALUEs: keep them (with the format's NaN code, or no code where it has none), "
+                        "drop them, or fail (default propagate)")
     s.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     s.set_defaults(run=run, values=[])
     return s
@@ -49,7 +52,7 @@ def parse_values(tokens: list[str]) -> list[float]:
 
 def run(args) -> None:
     """Print :func:`natprec.summaries.quantize_summary` as tables, or as JSON."""
-    doc = quantize_summary(args.values, args.format, tie=args.tie, saturate=args.saturate)
+    doc = quantize_summary(args.values, args.format, tie=args.tie, saturate=args.saturate, nan_policy=args.nan_policy)
     if args.json:
         emit_json(doc)
         return
@@ -59,8 +62,11 @@ def run(args) -> None:
         headers, cols = ["input", "code", "value", "margin γ"], ["input", "code", "value", "margin"]
     else:
         headers, cols = ["input", "block", "code", "value", "margin γ*"], ["input", "block", "code", "value", "margin"]
-    rows = [[fnum(v[c], None) if c in ("input", "value", "margin") else v[c] for c in cols] for v in doc["values"]]
+    rows = [[fnum(v[c], None) if c in ("input", "value", "margin") else ("-" if v[c] is None else v[c]) for c in cols]
+            for v in doc["values"]]
     print(table(headers, rows, set(range(len(cols))) - {cols.index("code")}))
+    for n in doc["notes"]:
+        print(f"note: {n}")
     if not element:
         print("\n* γ of a block format is measured on the block-scaled value, in element-codebook units")
         print("\nblock scales")
