@@ -427,3 +427,18 @@ def test_report_census_is_the_reference_census():
     for name in ("nf4_absmax64", "mxfp4", "nvfp4", "mxfp8_e4m3"):
         got = format_measures(x, site_format(name), per_channel=True, max_elements=1 << 20)["collision_probability"]
         assert got == float(injectivity_report(x, name).delta), name
+
+
+@pytest.mark.spec("DEF-SITE")
+def test_ggd_beta_at_the_fit_bound_is_marked_not_printed_as_a_shape():
+    from natprec.model.info import tensor_measures
+    from natprec.model.report import table_rows
+    from natprec.reference import ggd
+
+    w = np.linspace(-1, 1, 4096, dtype=np.float32).reshape(64, 64)  # flat top: the ML fit runs to β's upper end
+    info = tensor_measures(w, is_weight=True)
+    assert info["ggd_beta_at_bound"] and info["ggd_beta"] == pytest.approx(ggd.BETA_FIT_RANGE[1], rel=1e-3)
+    g = tensor_measures(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32), is_weight=True)
+    assert not g["ggd_beta_at_bound"] and 1.5 < g["ggd_beta"] < 2.5
+    doc = {"sites": [{"site": "w", "kind": "weight", "shape": [64, 64], "info": info}]}
+    assert table_rows(doc)[0][5] == f"≥{info['ggd_beta']:.2f}"

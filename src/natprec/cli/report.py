@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from natprec.model.deps import require_torch
@@ -36,7 +37,8 @@ def add_parser(subparsers):
     p.add_argument("--claim-tolerances", default="", metavar="LIST",
                    help="further ε (comma-separated) at which the claim's test also runs (default: none)")
     p.add_argument("--formats", default=",".join(DEFAULT_FORMATS), metavar="LIST",
-                   help="comma-separated: intB, 'int' (= int2..int8), or any 'natprec formats' name or alias")
+                   help="comma-separated: intB, 'int' (= int2..int8), or any 'natprec formats' name or alias "
+                        "(default: %(default)s)")
     p.add_argument("--sites", metavar="PATTERN", help="comma-separated glob patterns of site names (default: all)")
     p.add_argument("--kinds", default="weight,input", metavar="LIST", help="site kinds: weight,input,output")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default {DEFAULT_OUT})")
@@ -47,6 +49,13 @@ def add_parser(subparsers):
     p.add_argument("--json", action="store_true", help="print report.json on stdout instead of the table")
     p.set_defaults(run=run)
     return p
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # honours taskset / cgroup CPU sets, unlike os.cpu_count()
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def add_model_arguments(p):
@@ -61,7 +70,8 @@ def add_model_arguments(p):
                    help="use the first N calibration sentences (crepe-*: N generated frames)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N")
     p.add_argument("--config", metavar="DIR", help="architecture directory for a .safetensors MODEL")
-    p.add_argument("--threads", type=int, default=2, metavar="N", help="torch CPU threads (default 2)")
+    p.add_argument("--threads", type=int, default=_available_cores(), metavar="N",
+                   help="torch CPU threads (default: the cores this process may use, %(default)s here)")
 
 
 def load_model_from_args(args):

@@ -42,7 +42,8 @@ def _sample_index(n: int, max_elements: int) -> np.ndarray | None:
 
 
 def tensor_measures(x: np.ndarray, *, is_weight: bool) -> dict:
-    """DEF-SITE — support size, b*, H_Δ (Δ = std/256), crest and, for weights, the ML GGD shape β of all of ``x``.
+    """DEF-SITE — support size, b*, H_Δ (Δ = std/256), crest and, for weights, the ML GGD shape β of all of ``x``
+    (``ggd_beta_at_bound``: the fit stopped at an end of ggd.BETA_FIT_RANGE).
 
     b* of a float32 site is close to log2 of its element count whenever its values are
     almost all distinct: it bounds what a lossless code needs, not what the task needs.
@@ -60,8 +61,11 @@ def tensor_measures(x: np.ndarray, *, is_weight: bool) -> dict:
         "crest_bits": math.log2(amax / std) if std > 0 else None,
         "ggd_beta": None,
     }
+    rec["ggd_beta_at_bound"] = False
     if is_weight and np.count_nonzero(v) >= 2:
         rec["ggd_beta"] = ggd.fit_ml(v.astype(np.float64)).beta
+        # At an end of the fit's range the data is not GGD-like (atoms, a flat top): say so, not a shape.
+        rec["ggd_beta_at_bound"] = any(math.isclose(rec["ggd_beta"], b, rel_tol=1e-3) for b in ggd.BETA_FIT_RANGE)
     return rec
 
 

@@ -27,6 +27,14 @@ def _g(v, spec=".3g"):
     return "-" if v is None else format(v, spec)
 
 
+def _beta_cell(info: dict) -> str:
+    """β, or ≥/≤ the fit's range end it stopped at (then the weights are not GGD-like)."""
+    b = info["ggd_beta"]
+    if b is None or not info.get("ggd_beta_at_bound"):
+        return _g(b, ".2f")
+    return ("≥" if b > 1 else "≤") + format(b, ".2f")
+
+
 def _bits_cell(b) -> str:
     return ">8" if b is None else str(b)
 
@@ -40,7 +48,7 @@ def table_rows(doc: dict) -> list[list[str]]:
         row += ["-"] * 4 if info is None else [
             str(info["support"]),
             str(info["natural_precision_bits"]),
-            _g(info["ggd_beta"], ".2f"),
+            _beta_cell(info),
             _g(info["crest_bits"], ".2f"),
         ]
         res = (s.get("resolution") or {}).get("by_tolerance", [{}])[0]
