@@ -207,8 +207,10 @@ def test_spearman_interval_and_verdicts():
     none = spearman_interval(a, rng.standard_normal(40))
     assert none["low"] < 0 < none["high"] and verdict(none).startswith("no evidence")
     assert verdict(spearman_interval([1, 2], [2, 1])).startswith("undetermined")
+    assert verdict(spearman_interval([1, 2, 3, 4], [1, 2, 3, 4])) == "undetermined (fewer than 5 sites)"
+    assert verdict(spearman_interval([1, 2, 3, 4, 5], [1, 1, 1, 1, 1])) == "undetermined (one side constant)"
     # Constant resamples are dropped and counted: 3 distinct pairs give constant resamples often.
-    few = spearman_interval([1, 2, 3], [1, 2, 3])
+    few = spearman_interval([1, 2, 3], [1, 2, 3])  # ρ and its interval are still given; only the verdict waits for 5
     assert few["degenerate"] > 0 and few["low"] == few["high"] == 1.0
     with pytest.raises(InvalidParameterError):
         spearman([1, 2, 3], [1, 2])

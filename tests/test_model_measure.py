@@ -442,3 +442,41 @@ def test_ggd_beta_at_the_fit_bound_is_marked_not_printed_as_a_shape():
     assert not g["ggd_beta_at_bound"] and 1.5 < g["ggd_beta"] < 2.5
     doc = {"sites": [{"site": "w", "kind": "weight", "shape": [64, 64], "info": info}]}
     assert table_rows(doc)[0][5] == f"≥{info['ggd_beta']:.2f}"
+
+
+class _EmbNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(20, 8)
+        self.norm = torch.nn.LayerNorm(8)
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, ids):
+        return self.fc(self.norm(self.emb(ids)).mean(dim=1))
+
+
+@pytest.mark.spec("DEF-SITE")
+def test_embedding_weights_are_sites_and_coverage_says_what_was_skipped():
+    from natprec.model import DEFAULT_MODULE_KINDS, coverage, module_types_of
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    mm = MeasuredModel(model=_EmbNet().float(), batches=[torch.randint(0, 20, (6, 5), generator=g)], distortion="mse",
+                       description="emb")
+    sites = find_sites(mm.model)
+    assert [s.name for s in sites] == ["emb.weight", "fc.weight", "fc:input"]  # integer ids are not a site
+    cov = coverage(mm.model, sites)
+    assert cov["parameters"] == 20 * 8 + 8 + 8 + 8 * 4 + 4 and cov["measured_parameters"] == 20 * 8 + 8 * 4
+    assert cov["skipped"] == ["20 parameters in 1-D gains and biases: not sites",
+                              "1 Embedding input(s): integer indices, nothing to quantize"]
+    linear = module_types_of("linear")
+    assert linear == (torch.nn.Linear,) and set(DEFAULT_MODULE_KINDS) == {"linear", "conv", "embedding"}
+    only_fc = find_sites(mm.model, module_types=linear)
+    assert coverage(mm.model, only_fc, linear)["skipped"][0] == "1 Embedding parameter tensor(s) (160 parameters): not a selected layer kind"
+    with pytest.raises(InvalidParameterError, match="--modules: unknown layer kind") as e:
+        module_types_of("linear,attention")
+    assert e.value.value == "linear,attention"
+    doc = measure(mm, formats="int", jacobian=True)
+    emb = doc["sites"][0]
+    assert emb["error"] is None and emb["forward"]["b_star"] is not None and emb["jacobian"]["e_task"] > 0
+    assert doc["coverage"] == cov and any(n.startswith("weight sites cover 192 of 212 parameters") for n in doc["notes"])

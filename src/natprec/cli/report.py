@@ -10,6 +10,7 @@ from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE,
 from natprec.model.models import DEFAULT_BATCH_SIZE, load_model
 from natprec.model.quantize import DEFAULT_FORMATS, parse_formats
 from natprec.model.report import claim_lines, format_table, write_report
+from natprec.model.sites import DEFAULT_MODULE_KINDS, MODULE_KINDS, module_types_of
 from natprec.reference.errors import InvalidParameterError, NatprecError
 
 from .render import emit_json
@@ -41,6 +42,8 @@ def add_parser(subparsers):
                         "(default: %(default)s)")
     p.add_argument("--sites", metavar="PATTERN", help="comma-separated glob patterns of site names (default: all)")
     p.add_argument("--kinds", default="weight,input", metavar="LIST", help="site kinds: weight,input,output")
+    p.add_argument("--modules", default=",".join(DEFAULT_MODULE_KINDS), metavar="LIST",
+                   help=f"layer kinds measured: {', '.join(MODULE_KINDS)} (default %(default)s)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default {DEFAULT_OUT})")
     p.add_argument("--full-sweep", action="store_true", help="measure every b (and check monotonicity) instead of bisecting")
     p.add_argument("--all-formats", action="store_true", help="measure every format, also those that cannot win on bits")
@@ -117,8 +120,9 @@ def run(args) -> int:
         parse_formats(args.formats)
     except NatprecError as exc:
         raise type(exc)(f"--formats: {exc}", value=exc.value) from None
+    module_types = module_types_of(args.modules)
     mm = load_model_from_args(args)
-    doc = measure(mm, sites=args.sites, kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
+    doc = measure(mm, sites=args.sites, kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()), module_types=module_types,
                   formats=args.formats, tolerance=args.tolerance, backward_tolerance=args.backward_tolerance,
                   claim_tolerances=claim, full_sweep=args.full_sweep, all_formats=args.all_formats,
                   jacobian=not args.no_jacobian, progress=sys.stderr.isatty())

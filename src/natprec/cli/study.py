@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from natprec.model.measure import check_tolerances
+from natprec.model.sites import DEFAULT_MODULE_KINDS, MODULE_KINDS, module_types_of
 from natprec.model.studies import DEFAULT_CLAIM_TOLERANCES, STUDIES, claim_study
 
 from .args import UsageError
@@ -27,6 +28,8 @@ def add_parser(subparsers):
                    help="comma-separated ε, the first is the table's (default %(default)s)")
     c.add_argument("--sites", metavar="PATTERN", help="comma-separated glob patterns of site names (default: all)")
     c.add_argument("--kinds", default="weight,input", metavar="LIST", help="site kinds: weight,input,output")
+    c.add_argument("--modules", default=",".join(DEFAULT_MODULE_KINDS), metavar="LIST",
+                   help=f"layer kinds measured: {', '.join(MODULE_KINDS)} (default %(default)s)")
     c.add_argument("--full-sweep", action="store_true", help="measure every b of the int family instead of bisecting")
     c.add_argument("--out", default="natprec-study-claim", metavar="DIR", help="output directory (default %(default)s)")
     c.add_argument("--no-plots", action="store_true", help="no PNGs")
@@ -45,8 +48,9 @@ def run(args) -> int:
     if args.study is None:
         raise UsageError("study: name a study (natprec study --list names them)")
     tolerances = check_tolerances("--tolerances", args.tolerances)  # before the model loads
+    module_types = module_types_of(args.modules)
     mm = load_model_from_args(args)
-    doc = claim_study(mm, tolerances=tolerances, sites=args.sites,
+    doc = claim_study(mm, tolerances=tolerances, sites=args.sites, module_types=module_types,
                       kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
                       full_sweep=args.full_sweep, progress=sys.stderr.isatty())
     return write_and_print(doc, args, plots=not args.no_plots)

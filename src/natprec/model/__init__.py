@@ -28,7 +28,17 @@ from .sensitivity import (
     monotonicity_violations,
     precision_from_curve,
 )
-from .sites import Site, default_module_types, feature_axis_of, find_sites, select_sites
+from .sites import (
+    DEFAULT_MODULE_KINDS,
+    MODULE_KINDS,
+    Site,
+    coverage,
+    default_module_types,
+    feature_axis_of,
+    find_sites,
+    module_types_of,
+    select_sites,
+)
 
 __all__ = [
     "DISTORTIONS", "per_sample_distortion",
@@ -38,5 +48,6 @@ __all__ = [
     "MeasuredModel", "Runner",
     "backward_sensitivity", "dual_precision", "forward_point", "gradients", "jacobian_proxy",
     "monotone_search", "monotonicity_violations", "precision_from_curve",
-    "Site", "default_module_types", "feature_axis_of", "find_sites", "select_sites",
+    "DEFAULT_MODULE_KINDS", "MODULE_KINDS", "Site", "coverage", "default_module_types", "feature_axis_of", "find_sites",
+    "module_types_of", "select_sites",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "CLAIM_SEED",
     "CLAIM_CONFIDENCE",
     "NONE_PASSES_BITS",
+    "VERDICT_MIN_SITES",
     "DISAGREEMENT_BITS",
     "spearman",
     "spearman_interval",
@@ -35,6 +36,8 @@ CLAIM_SEED = 0
 CLAIM_CONFIDENCE = 0.95
 #: b*_v(ε) when no int ≤ 8 passes (reported ">8"): ranked above every measured b.
 NONE_PASSES_BITS = 9
+#: Fewer sites than this get no verdict: a bootstrap over 3 or 4 pairs has too few distinct resamples to mean anything.
+VERDICT_MIN_SITES = 5
 #: |b*_v − ⌈b_H⌉| at or above which a site is listed as a disagreement.
 DISAGREEMENT_BITS = 2
 
@@ -83,8 +86,10 @@ def spearman_interval(a, b, *, resamples: int = CLAIM_RESAMPLES, confidence: flo
 
 def verdict(interval: dict) -> str:
     """DEF-CLAIM-TEST — the reading of a ρ interval: predicts (interval above 0), inverse (below 0), or no evidence."""
+    if interval["n"] < VERDICT_MIN_SITES:
+        return f"undetermined (fewer than {VERDICT_MIN_SITES} sites)"
     if interval["rho"] is None or interval["low"] is None:
-        return "undetermined (fewer than 3 sites, or one side constant)"
+        return "undetermined (one side constant)"
     if interval["low"] > 0:
         return "predicts the ranking (ρ > 0 at {:.0%})".format(interval["confidence"])
     if interval["high"] < 0:

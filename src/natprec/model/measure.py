@@ -33,7 +33,7 @@ from .sensitivity import (
     monotonicity_violations,
     precision_from_curve,
 )
-from .sites import find_sites, select_sites
+from .sites import coverage, find_sites, select_sites
 
 __all__ = ["measure", "check_tolerance", "check_tolerances", "DEFAULT_TOLERANCE", "DEFAULT_BACKWARD_TOLERANCE", "MAX_FORMAT_ELEMENTS"]
 
@@ -108,6 +108,9 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
     grads = gradients(runner)
     timing["gradients_s"] = time.perf_counter() - t0
     notes = list(mm.notes)
+    cover = coverage(mm.model, chosen, module_types)
+    notes.append(f"weight sites cover {cover['measured_parameters']:,} of {cover['parameters']:,} parameters; skipped: "
+                 + ("; ".join(cover["skipped"]) if cover["skipped"] else "nothing"))
     jac_ok = jacobian
     timing.update(info_s=0.0, forward_s=0.0, resolution_s=0.0, backward_s=0.0, jacobian_s=0.0)
     records = []
@@ -204,6 +207,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
         "torch_threads": torch.get_num_threads(),
         "max_format_elements": MAX_FORMAT_ELEMENTS,
         "notes": notes,
+        "coverage": cover,
         "timing": timing,
         "sites": records,
         "claim": claim_test(records, tolerances),

@@ -16,16 +16,33 @@ from natprec.reference.errors import InvalidParameterError
 
 from .deps import require_torch
 
-__all__ = ["Site", "SITE_KINDS", "find_sites", "select_sites", "default_module_types", "feature_axis_of"]
+__all__ = ["Site", "SITE_KINDS", "MODULE_KINDS", "DEFAULT_MODULE_KINDS", "find_sites", "select_sites", "default_module_types",
+           "module_types_of", "feature_axis_of", "coverage"]
 
 SITE_KINDS = ("weight", "input", "output")
+#: Layer kinds a user selects by name (``--modules``) → torch.nn class names.
+MODULE_KINDS = {
+    "linear": ("Linear",),
+    "conv": ("Conv1d", "Conv2d", "Conv3d"),
+    "embedding": ("Embedding",),
+}
+DEFAULT_MODULE_KINDS = ("linear", "conv", "embedding")
+
+
+def module_types_of(kinds) -> tuple:
+    """DEF-SITE — the torch.nn classes of layer kinds (comma-separated string or list of MODULE_KINDS names)."""
+    torch = require_torch()
+    names = [k.strip().lower() for k in (kinds.split(",") if isinstance(kinds, str) else kinds) if k.strip()]
+    bad = [k for k in names if k not in MODULE_KINDS]
+    if bad or not names:
+        raise InvalidParameterError(f"--modules: unknown layer kind(s) {bad or names}; known: {', '.join(MODULE_KINDS)}",
+                                    value=kinds)
+    return tuple(getattr(torch.nn, c) for k in dict.fromkeys(names) for c in MODULE_KINDS[k])
 
 
 def default_module_types() -> tuple:
-    """DEF-SITE — the module classes measured by default: Linear and Conv1d/2d/3d."""
-    torch = require_torch()
-    nn = torch.nn
-    return (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    """DEF-SITE — the module classes measured by default: Linear, Conv1d/2d/3d and Embedding."""
+    return module_types_of(DEFAULT_MODULE_KINDS)
 
 
 def feature_axis_of(module) -> int:
@@ -57,12 +74,13 @@ def find_sites(model, *, kinds=("weight", "input"), module_types=None) -> list[S
     """DEF-SITE — every site of ``model`` of the given kinds, in module order.
 
     ``module_types``: only modules of these classes (default: :func:`default_module_types`,
-    ``torch.nn.Linear`` and ``Conv1d``/``Conv2d``/``Conv3d``).
+    ``torch.nn.Linear``, ``Conv1d``/``Conv2d``/``Conv3d`` and ``Embedding``).
     Weight sites are the module's own parameters with ≥ 2 dimensions (matrices and
     kernels; 1-D gains and biases are not weights here); a parameter shared by several
-    modules (tied weights) is one site, at the first module that holds it.
+    modules (tied weights) is one site, at the first module that holds it.  An Embedding's
+    input is integer indices, not a site (:func:`coverage` says so).
     """
-    require_torch()
+    torch = require_torch()
     bad = [k for k in kinds if k not in SITE_KINDS]
     if bad:
         raise InvalidParameterError(f"unknown site kind(s) {bad}; known: {', '.join(SITE_KINDS)}", value=bad)
@@ -79,9 +97,51 @@ def find_sites(model, *, kinds=("weight", "input"), module_types=None) -> list[S
                     if p.ndim >= 2 and id(p) not in seen_params:
                         seen_params.add(id(p))
                         sites.append(Site(f"{path}.{pname}" if path else pname, "weight", path, pname, axis))
-            else:
+            elif not (k == "input" and isinstance(mod, torch.nn.Embedding)):
                 sites.append(Site(f"{path}:{k}", k, path, None, axis))
     return sites
+
+
+def coverage(model, sites: list[Site], module_types=None) -> dict:
+    """DEF-SITE — what the weight sites cover of ``model``'s parameters, and what was skipped and why.
+
+    ``skipped``: one line per reason — parameters with ≥ 2 dimensions of modules of other
+    classes (by class), 1-D parameters (gains and biases are not sites), parameters of
+    selected modules not chosen as sites, and Embedding inputs (integer indices).
+    """
+    torch = require_torch()
+    types = default_module_types() if module_types is None else tuple(module_types)
+    chosen = {(s.module, s.param) for s in sites if s.kind == "weight"}
+    total = measured = 0
+    other: dict[str, list] = {}
+    one_d = unchosen = 0
+    seen: set[int] = set()
+    for path, mod in model.named_modules():
+        for pname, p in mod.named_parameters(recurse=False):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            total += p.numel()
+            if (path, pname) in chosen:
+                measured += p.numel()
+            elif p.ndim < 2:
+                one_d += p.numel()
+            elif not isinstance(mod, types):
+                other.setdefault(type(mod).__name__, [0, 0])
+                other[type(mod).__name__][0] += 1
+                other[type(mod).__name__][1] += p.numel()
+            else:
+                unchosen += p.numel()
+    skipped = [f"{n} {cls} parameter tensor(s) ({k:,} parameters): not a selected layer kind"
+               for cls, (n, k) in sorted(other.items())]
+    if one_d:
+        skipped.append(f"{one_d:,} parameters in 1-D gains and biases: not sites")
+    if unchosen:
+        skipped.append(f"{unchosen:,} parameters of selected layers not among the chosen sites (--sites)")
+    emb = [s for s in sites if s.kind == "weight" and isinstance(model.get_submodule(s.module), torch.nn.Embedding)]
+    if emb:
+        skipped.append(f"{len(emb)} Embedding input(s): integer indices, nothing to quantize")
+    return {"parameters": total, "measured_parameters": measured, "skipped": skipped}
 
 
 def select_sites(sites: list[Site], patterns) -> list[Site]:
