@@ -480,3 +480,19 @@ def test_embedding_weights_are_sites_and_coverage_says_what_was_skipped():
     emb = doc["sites"][0]
     assert emb["error"] is None and emb["forward"]["b_star"] is not None and emb["jacobian"]["e_task"] > 0
     assert doc["coverage"] == cov and any(n.startswith("weight sites cover 192 of 212 parameters") for n in doc["notes"])
+
+
+@pytest.mark.spec("DEF-SITE-QUANTIZE")
+def test_every_column_and_every_format_scaling_is_explained(tmp_path):
+    from natprec.model.report import TABLE_HEADERS, TABLE_LEGEND, legend_lines
+
+    assert list(TABLE_LEGEND) == TABLE_HEADERS  # one line per column, in table order
+    doc = measure(tiny(), sites="0.weight", formats="int4,int8,nf4_absmax64,nvfp4,float8_e4m3fn", jacobian=False)
+    scal = {f["name"]: f["scaling"] for f in doc["formats"]}
+    assert scal["int4"] == scal["float8_e4m3fn"] and "per output channel (weights) or per tensor" in scal["int4"]
+    assert scal["nf4_absmax64"].startswith("float32 absmax scale per 64 elements")
+    assert scal["nvfp4"].startswith("float8_e4m3fn scale per 16 elements") and "float32 tensor scale" in scal["nvfp4"]
+    lines = legend_lines(doc)
+    assert len(lines) == len(TABLE_HEADERS) + len(doc["formats"]) and lines[-1].split()[0] == "float8_e4m3fn"
+    page = write_report(doc, tmp_path, plots=False)["html"].read_text()
+    assert "<h2>Legend</h2>" in page and page.count("<dt>") == len(lines)

@@ -9,7 +9,7 @@ from natprec.model.deps import require_torch
 from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, check_tolerance, check_tolerances, measure
 from natprec.model.models import DEFAULT_BATCH_SIZE, load_model
 from natprec.model.quantize import DEFAULT_FORMATS, parse_formats
-from natprec.model.report import claim_lines, format_table, write_report
+from natprec.model.report import claim_lines, format_table, legend_lines, write_report
 from natprec.model.sites import DEFAULT_MODULE_KINDS, MODULE_KINDS, module_types_of
 from natprec.reference.errors import InvalidParameterError, NatprecError
 
@@ -100,6 +100,8 @@ def write_and_print(doc: dict, args, *, plots: bool) -> int:
             print(f"note: {n}")
         print()
         print(format_table(doc))
+        print()
+        print("\n".join(legend_lines(doc)))
         print()
         print("\n".join(claim_lines(doc)))
         print(f"\nwrote {paths['json']}, {paths['html']}" + "".join(f", {p}" for p in paths["png"]))

@@ -110,6 +110,17 @@ class SiteFormat:
     int_bits: int | None
 
     @property
+    def scaling(self) -> str:
+        """DEF-SITE-QUANTIZE — how the format scales a site, in words (from the reference format's conventions)."""
+        if self.block is None:
+            return ("float32 absmax scale per output channel (weights) or per tensor (activations), "
+                    "not counted in the bits")
+        c = self.block.conventions()
+        extra = f", plus a {c['tensor_scale'].split(' ')[0]} tensor scale" if "tensor_scale" in c else ""
+        return (f"{c['scale']} scale per {c['block_size']} elements along a row (weights: the input dimension; "
+                f"activations: the features), counted in the bits{extra}")
+
+    @property
     def codebook_format(self) -> ElementFormat:
         """The element format whose codebook the (scaled) values see."""
         return self.element if self.element is not None else self.block.element

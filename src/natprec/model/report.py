@@ -16,11 +16,31 @@ from .deps import require_matplotlib
 from .info import MARGIN_BINS
 from .resolution import STEPS_PER_OCTAVE
 
-__all__ = ["table_rows", "TABLE_HEADERS", "format_table", "claim_lines", "write_report", "PLOT_FILES"]
+__all__ = ["table_rows", "TABLE_HEADERS", "TABLE_LEGEND", "format_table", "legend_lines", "claim_lines", "write_report", "PLOT_FILES"]
 
 TABLE_HEADERS = ["site", "kind", "shape", "support", "b*", "β", "crest", "Δv(ε)", "b_H(ε)", "b*_Δ(ε)", "b*_v(ε)", "best ≤ε (bits)",
                  "bwd b*", "dual b*", "amplif.", "e_task/actual"]
 PLOT_FILES = ("precision_bars.png", "sensitivity_curves.png", "margins.png", "claim.png")
+#: One line per table column (terminal and HTML); the spec IDs say where each is defined (spec/11).
+TABLE_LEGEND = {
+    "site": "a weight (<module>.<param>) or the input activation of a module call (<module>:input) — DEF-SITE",
+    "kind": "weight or input (activation)",
+    "shape": "weights: the tensor; activations: real positions of all calibration batches × features",
+    "support": "distinct values of the whole site (float32: nearly every element) — DEF-SUPPORT",
+    "b*": "⌈log2 support⌉: a lossless code of the float32 values, not the task's need — DEF-NATURAL-PRECISION",
+    "β": "shape of a generalized Gaussian fitted to the weights (2 Gaussian, 1 Laplace; ≥/≤ marks the fit's range end)",
+    "crest": "log2(max|x| / std): how far the largest value sits out, in bits",
+    "Δv(ε)": "the coarsest uniform step that keeps D within ε, this site alone quantized — DEF-SITE-RESOLUTION",
+    "b_H(ε)": "entropy of the site at Δv(ε): bits per element an ideal code needs — DEF-INFORMATION-PRECISION",
+    "b*_Δ(ε)": "⌈log2 (values distinct at Δv(ε))⌉: fixed-rate bits at that resolution — DEF-INFORMATION-PRECISION",
+    "b*_v(ε)": "fewest int bits (absmax-scaled) with D within ε; >8: none up to 8 — DEF-OPERATIONAL-PRECISION-SITE",
+    "best ≤ε (bits)": "candidate format with the fewest bits spent on this site among those within ε (scalings below)",
+    "bwd b*": "fewest int bits with the relative gradient error within the backward ε — DEF-BACKWARD-SENSITIVITY",
+    "dual b*": "fewest int bits meeting both the forward and the backward criterion — DEF-DUAL-PRECISION",
+    "amplif.": "output MSE / site MSE at int-b*_v: how much the network amplifies this site's error — DEF-AMPLIFICATION",
+    "e_task/actual": "first-order (Jacobian) estimate of the output error vs the measured one, at int-b*_v — DEF-JACOBIAN-PROXY",
+}
+
 
 
 def _g(v, spec=".3g"):
@@ -88,6 +108,14 @@ def _interval(iv: dict) -> str:
         return "ρ undefined"
     ci = "" if iv["low"] is None else f" [{iv['low']:.2f}, {iv['high']:.2f}]"
     return f"ρ = {iv['rho']:.2f}{ci}"
+
+
+def legend_lines(doc: dict) -> list[str]:
+    """What every column means, then how each candidate format scales a site (terminal and HTML)."""
+    width = max(map(len, TABLE_HEADERS))
+    lines = [f"{h.ljust(width)}  {TABLE_LEGEND[h]}" for h in TABLE_HEADERS]
+    lines += [f"{f['name'].ljust(width)}  {f.get('scaling', '')}" for f in doc["formats"]]
+    return lines
 
 
 def claim_lines(doc: dict) -> list[str]:
@@ -234,6 +262,8 @@ def _html(doc: dict, pngs: list[Path]) -> str:
         extra.append("No plots: no site was measured completely.")
     notes = "".join(f"<li>{esc(n)}</li>" for n in list(doc["notes"]) + extra)
     claim = "".join(f"<li>{esc(line.strip())}</li>" for line in claim_lines(doc))
+    legend = "".join(f"<dt>{esc(h)}</dt><dd>{esc(TABLE_LEGEND[h])}</dd>" for h in TABLE_HEADERS)
+    legend += "".join(f"<dt>{esc(f['name'])}</dt><dd>{esc(f.get('scaling', ''))}</dd>" for f in doc["formats"])
     t = doc["timing"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>natprec report — {esc(doc['model'])}</title>
@@ -257,6 +287,8 @@ apart, and b_H(ε) their entropy: the bits per element an ideal code needs. b*_v
 family within ε. The claim holds to the extent that information ranks the sites as the need does.</p>
 <ul>{claim}</ul>
 <table><tr>{head}</tr>{body}</table>
+<h2>Legend</h2>
+<dl>{legend}</dl>
 {imgs}
 </body></html>
 """
