@@ -496,3 +496,25 @@ def test_every_column_and_every_format_scaling_is_explained(tmp_path):
     assert len(lines) == len(TABLE_HEADERS) + len(doc["formats"]) and lines[-1].split()[0] == "float8_e4m3fn"
     page = write_report(doc, tmp_path, plots=False)["html"].read_text()
     assert "<h2>Legend</h2>" in page and page.count("<dt>") == len(lines)
+
+
+@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE")
+def test_progress_events_and_log_lines():
+    import io
+
+    from natprec.cli.report import progress_for
+
+    events = []
+    doc = measure(tiny(), formats="int", jacobian=False, progress=events.append)
+    assert [e["phase"] for e in events[:2]] == ["baseline", "gradients"]
+    sites = [e for e in events if e["phase"] == "site"]
+    assert [e["site"] for e in sites] == [s["site"] for s in doc["sites"]] and [e["done"] for e in sites] == [1, 2, 3, 4, 5, 6]
+    assert all(e["total"] == 6 and e["eta_s"] >= 0 for e in sites) and sites[-1]["eta_s"] == 0
+    assert [e["b_star"] for e in sites] == [s["forward"]["b_star"] for s in doc["sites"]]
+    assert all(a["elapsed_s"] <= b["elapsed_s"] for a, b in zip(events, events[1:]))
+    log = io.StringIO()  # not a terminal: one line per event, for logs
+    doc = measure(tiny(), sites="0.weight", formats="int", jacobian=False, progress=progress_for(log))
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("natprec: baseline done") and lines[1].startswith("natprec: gradients done")
+    assert lines[2].startswith(f"natprec: [1/1] 0.weight: b*_v {doc['sites'][0]['forward']['b_star'] or '>8'} (")
+    assert lines[2].endswith("about 0 s left)")

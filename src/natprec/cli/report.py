@@ -15,7 +15,8 @@ from natprec.reference.errors import InvalidParameterError, NatprecError
 
 from .render import emit_json
 
-__all__ = ["add_parser", "add_model_arguments", "load_model_from_args", "run", "write_and_print", "SiteMeasurementError", "DEFAULT_OUT"]
+__all__ = ["add_parser", "add_model_arguments", "load_model_from_args", "progress_for", "run", "write_and_print",
+           "SiteMeasurementError", "DEFAULT_OUT"]
 
 DEFAULT_OUT = "natprec-report"
 
@@ -77,12 +78,32 @@ def add_model_arguments(p):
                    help="torch CPU threads (default: the cores this process may use, %(default)s here)")
 
 
+def progress_for(stream=None):
+    """A tqdm bar on a terminal; elsewhere (logs, CI, a redirect) one line per phase and per site on ``stream``."""
+    stream = sys.stderr if stream is None else stream
+    if stream.isatty():
+        return True
+
+    def log(ev):
+        t = f"{ev['elapsed_s']:.0f} s"
+        if ev["phase"] != "site":
+            print(f"natprec: {ev['phase']} done ({t})", file=stream, flush=True)
+            return
+        what = f"error {ev['error'].split(':')[0]}" if ev["error"] else \
+            f"b*_v {'>8' if ev['b_star'] is None else ev['b_star']}"
+        print(f"natprec: [{ev['done']}/{ev['total']}] {ev['site']}: {what} ({t}, about {ev['eta_s']:.0f} s left)",
+              file=stream, flush=True)
+    return log
+
+
 def load_model_from_args(args):
     """Set torch's threads and load the MeasuredModel the arguments of :func:`add_model_arguments` name."""
     torch = require_torch()
     if args.threads < 1:
         raise InvalidParameterError(f"--threads must be >= 1; got {args.threads}", value=args.threads)
     torch.set_num_threads(args.threads)
+    if not sys.stderr.isatty():
+        print(f"natprec: loading {args.model or 'the default model'}", file=sys.stderr, flush=True)
     return load_model(args.model, calibration=args.calibration, calibration_size=args.calibration_size,
                       batch_size=args.batch_size, config_dir=args.config)
 
@@ -127,5 +148,5 @@ def run(args) -> int:
     doc = measure(mm, sites=args.sites, kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()), module_types=module_types,
                   formats=args.formats, tolerance=args.tolerance, backward_tolerance=args.backward_tolerance,
                   claim_tolerances=claim, full_sweep=args.full_sweep, all_formats=args.all_formats,
-                  jacobian=not args.no_jacobian, progress=sys.stderr.isatty())
+                  jacobian=not args.no_jacobian, progress=progress_for())
     return write_and_print(doc, args, plots=not args.no_plots)

@@ -68,7 +68,7 @@ def check_tolerances(name: str, values) -> tuple[float, ...]:
 
 
 def _progress(items, desc: str, enabled: bool):
-    if not enabled:
+    if enabled is not True:
         return items
     try:
         from tqdm import tqdm
@@ -77,14 +77,24 @@ def _progress(items, desc: str, enabled: bool):
     return tqdm(items, desc=desc, unit="site", leave=False)
 
 
+def _report(progress, **event):
+    """Send one progress event to a callable ``progress`` (see :func:`measure`)."""
+    if callable(progress):
+        progress(event)
+
+
 def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_types=None, formats=DEFAULT_FORMATS,
             tolerance: float = DEFAULT_TOLERANCE, backward_tolerance: float = DEFAULT_BACKWARD_TOLERANCE,
             claim_tolerances=(), full_sweep: bool = False, all_formats: bool = False, jacobian: bool = True,
-            progress: bool = False) -> dict:
+            progress=False) -> dict:
     """DEF-OPERATIONAL-PRECISION-SITE — measure every selected site of ``mm``; returns the report document.
 
     ``claim_tolerances``: further ε at which b*_v(ε), Δ_v(ε) and b_H,v(ε) are measured for the
     claim's test (DEF-CLAIM-TEST); ``tolerance`` is always the first.
+    ``progress``: False; True for a tqdm bar; or a callable taking one event dict per phase
+    (``{"phase": "baseline" | "gradients", "elapsed_s"}``) and per measured site
+    (``{"phase": "site", "done", "total", "site", "b_star", "error", "elapsed_s", "eta_s"}``, the
+    estimate from the mean time per site so far) — for logs, where a bar cannot draw.
     """
     torch = require_torch()
     tolerance = check_tolerance("--tolerance", tolerance)
@@ -101,12 +111,15 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
     if not chosen:
         raise InvalidParameterError("the model has no sites of the selected kinds", value=kinds)
     timing = {}
-    t0 = time.perf_counter()
+    start = t0 = time.perf_counter()
     runner = Runner(mm, chosen)
     timing["baseline_s"] = time.perf_counter() - t0
+    _report(progress, phase="baseline", elapsed_s=time.perf_counter() - start)
     t0 = time.perf_counter()
     grads = gradients(runner)
     timing["gradients_s"] = time.perf_counter() - t0
+    _report(progress, phase="gradients", elapsed_s=time.perf_counter() - start)
+    sites_start = time.perf_counter()
     notes = list(mm.notes)
     cover = coverage(mm.model, chosen, module_types)
     notes.append(f"weight sites cover {cover['measured_parameters']:,} of {cover['parameters']:,} parameters; skipped: "
@@ -192,6 +205,11 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
                 timing["jacobian_s"] += time.perf_counter() - t0
         except (NatprecError, RuntimeError, ValueError, TypeError) as exc:
             rec["error"] = f"{type(exc).__name__}: {exc}"
+        done = len(records)
+        per_site = (time.perf_counter() - sites_start) / done
+        _report(progress, phase="site", done=done, total=len(chosen), site=site.name,
+                b_star=(rec.get("forward") or {}).get("b_star"), error=rec["error"],
+                elapsed_s=time.perf_counter() - start, eta_s=per_site * (len(chosen) - done))
     return {
         "model": mm.description,
         "distortion": mm.distortion,

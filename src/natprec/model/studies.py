@@ -12,7 +12,7 @@ DEFAULT_CLAIM_TOLERANCES = (DEFAULT_TOLERANCE, DEFAULT_TOLERANCE / 10, DEFAULT_T
 
 
 def claim_study(mm: MeasuredModel, *, tolerances=DEFAULT_CLAIM_TOLERANCES, sites=None, kinds=("weight", "input"),
-                module_types=None, full_sweep: bool = False, progress: bool = False) -> dict:
+                module_types=None, full_sweep: bool = False, progress=False) -> dict:
     """DEF-CLAIM-TEST — the claim's test at several ε: b*_v(ε) over the int family, Δ_v(ε) and b_H,v(ε) per site.
 
     The report document of :func:`natprec.model.measure` with the int family only and no Jacobian
