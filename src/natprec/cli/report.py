@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from natprec.model.deps import require_torch
 from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, check_tolerance, check_tolerances, measure
@@ -102,10 +103,12 @@ def load_model_from_args(args):
     if args.threads < 1:
         raise InvalidParameterError(f"--threads must be >= 1; got {args.threads}", value=args.threads)
     torch.set_num_threads(args.threads)
-    if not sys.stderr.isatty():
-        print(f"natprec: loading {args.model or 'the default model'}", file=sys.stderr, flush=True)
-    return load_model(args.model, calibration=args.calibration, calibration_size=args.calibration_size,
-                      batch_size=args.batch_size, config_dir=args.config)
+    t0 = time.perf_counter()
+    mm = load_model(args.model, calibration=args.calibration, calibration_size=args.calibration_size,
+                    batch_size=args.batch_size, config_dir=args.config)
+    if not sys.stderr.isatty():  # logged once it loaded: a bad MODEL still ends with its one error line
+        print(f"natprec: model loaded ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    return mm
 
 
 def write_and_print(doc: dict, args, *, plots: bool) -> int:
