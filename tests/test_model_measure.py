@@ -518,3 +518,35 @@ def test_progress_events_and_log_lines():
     assert lines[0].startswith("natprec: baseline done") and lines[1].startswith("natprec: gradients done")
     assert lines[2].startswith(f"natprec: [1/1] 0.weight: b*_v {doc['sites'][0]['forward']['b_star'] or '>8'} (")
     assert lines[2].endswith("about 0 s left)")
+
+
+@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE")
+def test_summary_bits_per_parameter_and_sizes(tmp_path):
+    from natprec.model.summary import FLOAT32_BITS, summary_lines
+
+    doc = measure(tiny(), formats="int,nf4_absmax64", tolerance=1e-4, jacobian=False)
+    s = doc["summary"]
+    weights = [x for x in doc["sites"] if x["kind"] == "weight"]
+    want_bits = 0.0
+    for w in weights:
+        n, rows = int(np.prod(w["shape"])), w["shape"][0]
+        if w["best_format"] is None:
+            want_bits += n * FLOAT32_BITS
+        elif w["best_format"].startswith("int"):
+            want_bits += n * int(w["best_format"][3:]) + 32 * rows  # one float32 scale per output channel
+        else:
+            want_bits += n * w["points"][w["best_format"]]["effective_bits"]
+    params = sum(int(np.prod(w["shape"])) for w in weights)
+    assert s["weight_parameters"] == params == 8 * 16 + 16 * 16 + 16 * 4
+    assert s["mean_bits_per_parameter"] == pytest.approx(want_bits / params)
+    assert s["float32_bytes"] == params * 4 and s["quantized_bytes"] == pytest.approx(want_bits / 8)
+    assert sum(s["formats_chosen"].values()) == len(weights)
+    need = sorted(doc["sites"], key=lambda x: (-(x["forward"]["b_star"] or 9), -(x["amplification"] or 0.0)))
+    assert [h["site"] for h in s["hardest"]] == [x["site"] for x in need[:5]]  # by need, then by amplification
+    # Nothing within a tolerance no format meets: every weight stays float32, and the sentence says so.
+    strict = measure(tiny(), sites="*.weight", formats="int", tolerance=1e-30, jacobian=False)["summary"]
+    assert strict["mean_bits_per_parameter"] == FLOAT32_BITS and strict["weights_kept_float32"] == ["0.weight", "2.weight", "4.weight"]
+    text = "\n".join(summary_lines(strict))
+    assert "kept float32 (nothing within ε): 0.weight, 2.weight, 4.weight" in text and "1.0× smaller" in text
+    page = write_report(doc, tmp_path, plots=False)["html"].read_text()
+    assert page.index("Bottom line") < page.index("<table>") and "bits per parameter" in page

@@ -12,6 +12,7 @@ from natprec.model.models import DEFAULT_BATCH_SIZE, load_model
 from natprec.model.quantize import DEFAULT_FORMATS, parse_formats
 from natprec.model.report import claim_lines, format_table, legend_lines, write_report
 from natprec.model.sites import DEFAULT_MODULE_KINDS, MODULE_KINDS, module_types_of
+from natprec.model.summary import summary_lines
 from natprec.reference.errors import InvalidParameterError, NatprecError
 
 from .render import emit_json
@@ -122,6 +123,8 @@ def write_and_print(doc: dict, args, *, plots: bool) -> int:
               f"backward ε = {doc['backward_tolerance']:g}; {sum(doc['timing'].values()):.1f} s")
         for n in doc["notes"]:
             print(f"note: {n}")
+        print()
+        print("\n".join(summary_lines(doc["summary"])))
         print()
         print(format_table(doc))
         print()

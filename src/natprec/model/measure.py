@@ -34,6 +34,7 @@ from .sensitivity import (
     precision_from_curve,
 )
 from .sites import coverage, find_sites, select_sites
+from .summary import summary
 
 __all__ = ["measure", "check_tolerance", "check_tolerances", "DEFAULT_TOLERANCE", "DEFAULT_BACKWARD_TOLERANCE", "MAX_FORMAT_ELEMENTS"]
 
@@ -210,14 +211,15 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
         _report(progress, phase="site", done=done, total=len(chosen), site=site.name,
                 b_star=(rec.get("forward") or {}).get("b_star"), error=rec["error"],
                 elapsed_s=time.perf_counter() - start, eta_s=per_site * (len(chosen) - done))
-    return {
+    doc = {
         "model": mm.description,
         "distortion": mm.distortion,
         "tolerance": tolerance,
         "tolerances": list(tolerances),
         "backward_tolerance": backward_tolerance,
         "backward_loss": "model loss_fn" if mm.loss_fn is not None else "probe loss Σ⟨r, y⟩, r ~ N(0, I) seeded",
-        "formats": [{"name": f.name, "bits_per_element": f.bits_per_element, "scaling": f.scaling} for f in fmts],
+        "formats": [{"name": f.name, "bits_per_element": f.bits_per_element,
+                     "block_size": None if f.block is None else f.block.block_size, "scaling": f.scaling} for f in fmts],
         "calibration_batches": len(mm.batches),
         "calibration_samples": int(sum(r.shape[0] for r in runner.reference)),
         "replay_exact": runner.replay_exact,
@@ -230,6 +232,8 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
         "sites": records,
         "claim": claim_test(records, tolerances),
     }
+    doc["summary"] = summary(doc)
+    return doc
 
 
 def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, int_curve: dict) -> dict | None:

@@ -15,6 +15,7 @@ from .claim import NONE_PASSES_BITS
 from .deps import require_matplotlib
 from .info import MARGIN_BINS
 from .resolution import STEPS_PER_OCTAVE
+from .summary import summary_lines
 
 __all__ = ["table_rows", "TABLE_HEADERS", "TABLE_LEGEND", "format_table", "legend_lines", "claim_lines", "write_report", "PLOT_FILES"]
 
@@ -262,6 +263,7 @@ def _html(doc: dict, pngs: list[Path]) -> str:
         extra.append("No plots: no site was measured completely.")
     notes = "".join(f"<li>{esc(n)}</li>" for n in list(doc["notes"]) + extra)
     claim = "".join(f"<li>{esc(line.strip())}</li>" for line in claim_lines(doc))
+    bottom = "".join(f"<li>{esc(line)}</li>" for line in summary_lines(doc["summary"]))
     legend = "".join(f"<dt>{esc(h)}</dt><dd>{esc(TABLE_LEGEND[h])}</dd>" for h in TABLE_HEADERS)
     legend += "".join(f"<dt>{esc(f['name'])}</dt><dd>{esc(f.get('scaling', ''))}</dd>" for f in doc["formats"])
     t = doc["timing"]
@@ -279,6 +281,8 @@ Each site is quantized alone, the rest of the network in float32. b*_v(ε) = min
 Support, b*, β and crest are measured on every value of the site; δ and γ on a seeded sample of at most
 {doc['max_format_elements']} elements per format.
 Total {sum(t.values()):.1f} s.</p>
+<h2>Bottom line</h2>
+<ul>{bottom}</ul>
 <ul>{notes}</ul>
 <h2>Does information predict the precision a site needs?</h2>
 <p>For each site, Δv(ε) is the coarsest uniform step 2^(k/{STEPS_PER_OCTAVE}) that keeps D within ε with only that site
