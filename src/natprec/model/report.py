@@ -158,41 +158,49 @@ def _plots(doc: dict, out: Path) -> list[Path]:
         return []  # nothing measured completely: the table and the errors are the report
     plt = require_matplotlib()
     paths = []
-    # 1. b*_v(ε) per site, coloured by the best format within ε.
-    names = sorted({s["best_format"] or "none" for s in ok})
+    # 1. What each site needs: the bits its best format within ε spends (bar), the int need b*_v (tick).
+    names = sorted({s["best_format"] or "none within ε" for s in ok})
     colours = {n: plt.cm.tab20(i % 20) for i, n in enumerate(names)}
-    fig, ax = plt.subplots(figsize=(9, max(3, 0.22 * len(ok) + 1)))
+    fig, ax = plt.subplots(figsize=(10, max(3.5, 0.2 * len(ok) + 1.5)))
     y = np.arange(len(ok))
-    vals = [s["forward"]["b_star"] or 9 for s in ok]
-    ax.barh(y, vals, color=[colours[s["best_format"] or "none"] for s in ok],
-            hatch=None, edgecolor=["black" if s["forward"]["b_star"] is None else "none" for s in ok])
-    ax.set_yticks(y, [s["site"] for s in ok], fontsize=6)
+    spent = [s["points"][s["best_format"]]["effective_bits"] if s["best_format"] else NONE_PASSES_BITS for s in ok]
+    ax.barh(y, spent, color=[colours[s["best_format"] or "none within ε"] for s in ok],
+            hatch=["//" if s["best_format"] is None else None for s in ok], edgecolor="white")
+    ax.plot([s["forward"]["b_star"] or NONE_PASSES_BITS for s in ok], y, "k|", ms=9, mew=1.5, label="b*_v(ε): int bits needed")
+    ax.set_yticks(y, [s["site"] for s in ok], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel(f"b*_v(ε) in bits (int family; 9 = none ≤ 8 passes), ε = {doc['tolerance']:g} {doc['distortion']}")
-    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colours[n]) for n in names], labels=names,
-              title="best format ≤ ε", fontsize=7, loc="lower right")
+    ax.set_xlim(0, NONE_PASSES_BITS + 0.5)
+    ax.set_xticks(range(NONE_PASSES_BITS + 1), [str(b) for b in range(NONE_PASSES_BITS)] + [">8"])
+    ax.set_xlabel("bits per element (a block format's scales included)")
+    ax.set_title(f"Bits each site needs within ε = {doc['tolerance']:g} ({doc['distortion']}), quantized alone", fontsize=10)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[n]) for n in names] + ax.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, labels=names + ["b*_v(ε): int bits needed"], title="best format within ε", fontsize=7,
+              loc="lower right")
     fig.tight_layout()
     paths.append(out / PLOT_FILES[0])
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
-    # 2. Forward sensitivity curves Δ→_v(b), weights and activations apart.
+    # 2. Forward sensitivity Δ→_v(b) of every site, coloured by its place in the network; weights and activations apart.
     kinds = [k for k in ("weight", "input", "output") if any(s["kind"] == k for s in ok)]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.4), squeeze=False)
+    depth = plt.cm.viridis
     for ax, k in zip(axes[0], kinds):
-        for s in ok:
+        for i, s in enumerate(ok):
             if s["kind"] != k:
                 continue
             c = sorted((int(b), v) for b, v in s["forward"]["curve"].items())
-            ax.plot([b for b, _ in c], [max(v, 1e-12) for _, v in c], "o-", ms=3, lw=0.8, alpha=0.7)
-        ax.axhline(doc["tolerance"], color="red", ls="--", lw=1, label="ε")
+            ax.plot([b for b, _ in c], [max(v, 1e-12) for _, v in c], "o-", ms=3, lw=0.8, alpha=0.8,
+                    color=depth(i / max(1, len(ok) - 1)))
+        ax.axhline(doc["tolerance"], color="red", ls="--", lw=1, label=f"ε = {doc['tolerance']:g}")
         ax.set_yscale("log")
-        ax.set_xlabel("bits b (int family; points measured)")
-        ax.set_ylabel(f"Δ→_v(b) ({doc['distortion']})")
-        ax.set_title(f"{k} sites")
+        ax.set_xlabel("int bits b (only the points the search measured)")
+        ax.set_ylabel(f"task distortion Δ→_v(b) ({doc['distortion']})")
+        ax.set_title(f"{k} sites: distortion vs bits, one line per site", fontsize=9)
         ax.legend(fontsize=7)
-    fig.tight_layout()
+    bar = fig.colorbar(plt.cm.ScalarMappable(cmap=depth), ax=axes[0].tolist(), fraction=0.03)
+    bar.set_label("site's place in the network (0 = first, 1 = last)", fontsize=8)
     paths.append(out / PLOT_FILES[1])
-    fig.savefig(paths[-1], dpi=110)
+    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
     plt.close(fig)
     # 3. Voronoi margin histograms per format, pooled over the sites.
     fmts = [f["name"] for f in doc["formats"]]
@@ -213,7 +221,11 @@ def _plots(doc: dict, out: Path) -> list[Path]:
         ax.set_yscale("log")
     for ax in axes.ravel()[len(fmts):]:
         ax.axis("off")
-    fig.suptitle("Voronoi margin γ (codebook units) of sampled elements, all sites", fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("elements (sampled, all sites)", fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("margin γ (codebook units)", fontsize=7)
+    fig.suptitle("How close values sit to a rounding boundary: Voronoi margin γ per format, all sites pooled", fontsize=9)
     fig.tight_layout()
     paths.append(out / PLOT_FILES[2])
     fig.savefig(paths[-1], dpi=110)
