@@ -550,3 +550,51 @@ def test_summary_bits_per_parameter_and_sizes(tmp_path):
     assert "kept float32 (nothing within ε): 0.weight, 2.weight, 4.weight" in text and "1.0× smaller" in text
     page = write_report(doc, tmp_path, plots=False)["html"].read_text()
     assert page.index("Bottom line") < page.index("<table>") and "bits per parameter" in page
+
+
+@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE")
+def test_checkpoint_resumes_the_same_run_and_only_it(tmp_path):
+    import json
+
+    from natprec.model.checkpoint import SiteCheckpoint
+
+    ck = tmp_path / "sites.jsonl"
+    first = measure(tiny(), formats="int", jacobian=False, checkpoint=ck)
+    lines = ck.read_text().splitlines()
+    assert len(lines) == 1 + len(first["sites"]) and "settings" in json.loads(lines[0])
+    # An interrupted run: the last record cut short. The rerun reuses the intact ones and measures the rest.
+    ck.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])
+    events = []
+    again = measure(tiny(), formats="int", jacobian=False, checkpoint=ck, progress=events.append)
+    assert [e["resumed"] for e in events if e["phase"] == "site"] == [True, True] + [False] * 4
+    assert json.loads(json.dumps(again["sites"])) == json.loads(json.dumps(first["sites"]))  # same results either way
+    assert any("2 site(s) reused" in n for n in again["notes"]) and again["claim"] == first["claim"]
+    assert len(ck.read_text().splitlines()) == 1 + 6  # the header, 2 kept, 4 measured again
+    # Any change of what a result depends on starts afresh: a tolerance, the weights.
+    other = measure(tiny(), formats="int", tolerance=1e-2, jacobian=False, checkpoint=ck, progress=events.append)
+    assert not any("reused" in n for n in other["notes"]) and any("different run" in n for n in other["notes"])
+    mm = tiny()
+    with torch.no_grad():
+        mm.model[0].weight[0, 0] += 1e-3
+    changed = measure(mm, formats="int", tolerance=1e-2, jacobian=False, checkpoint=ck)
+    assert any("different run" in n for n in changed["notes"])
+    assert SiteCheckpoint(ck, {"x": 1}).discarded and ck.read_text() == '{"settings": {"x": 1}}\n'
+
+
+@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE")
+def test_cli_report_resumes_and_fresh_starts_over(tmp_path, capsys, monkeypatch):
+    import natprec.cli.report as cli_report
+
+    monkeypatch.setattr(cli_report, "load_model", lambda *a, **k: tiny())
+    p = argparse.ArgumentParser()
+    add_parser(p.add_subparsers(dest="command"))
+    argv = ["report", "--no-jacobian", "--no-plots", "--formats", "int", "--out", str(tmp_path)]
+    args = p.parse_args(argv)
+    assert args.run(args) == 0 and (tmp_path / cli_report.CHECKPOINT_FILE).exists()
+    capsys.readouterr()
+    args = p.parse_args(argv)
+    assert args.run(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("(reused)") == 6  # stderr is not a terminal here: one log line per site
+    args = p.parse_args(argv + ["--fresh"])
+    assert args.run(args) == 0 and "(reused)" not in capsys.readouterr().err

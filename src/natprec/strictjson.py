@@ -43,6 +43,6 @@ def to_strict(x):
     return x
 
 
-def dumps(doc, *, indent: int = 2) -> str:
-    """``doc`` as strict JSON text (UTF-8 characters kept, not escaped)."""
+def dumps(doc, *, indent: int | None = 2) -> str:
+    """``doc`` as strict JSON text (UTF-8 characters kept, not escaped); ``indent=None``: one line."""
     return json.dumps(to_strict(doc), indent=indent, allow_nan=False, ensure_ascii=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 from natprec.model.deps import require_torch
 from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, check_tolerance, check_tolerances, measure
@@ -17,10 +18,12 @@ from natprec.reference.errors import InvalidParameterError, NatprecError
 
 from .render import emit_json
 
-__all__ = ["add_parser", "add_model_arguments", "load_model_from_args", "progress_for", "run", "write_and_print",
-           "SiteMeasurementError", "DEFAULT_OUT"]
+__all__ = ["add_parser", "add_model_arguments", "load_model_from_args", "progress_for", "checkpoint_path", "run",
+           "write_and_print", "SiteMeasurementError", "DEFAULT_OUT", "CHECKPOINT_FILE"]
 
 DEFAULT_OUT = "natprec-report"
+#: Per-site checkpoint in the output directory: a rerun of the same run reuses the sites it holds.
+CHECKPOINT_FILE = "sites.jsonl"
 
 
 class SiteMeasurementError(NatprecError, RuntimeError):
@@ -76,6 +79,8 @@ def add_model_arguments(p):
                    help="use the first N calibration sentences (crepe-*: N generated frames)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N")
     p.add_argument("--config", metavar="DIR", help="architecture directory for a .safetensors MODEL")
+    p.add_argument("--fresh", action="store_true",
+                   help=f"measure every site again (default: reuse the sites OUT/{CHECKPOINT_FILE} holds from the same run)")
     p.add_argument("--threads", type=int, default=_available_cores(), metavar="N",
                    help="torch CPU threads (default: the cores this process may use, %(default)s here)")
 
@@ -92,10 +97,18 @@ def progress_for(stream=None):
             print(f"natprec: {ev['phase']} done ({t})", file=stream, flush=True)
             return
         what = f"error {ev['error'].split(':')[0]}" if ev["error"] else \
-            f"b*_v {'>8' if ev['b_star'] is None else ev['b_star']}"
+            f"b*_v {'>8' if ev['b_star'] is None else ev['b_star']}" + (" (reused)" if ev["resumed"] else "")
         print(f"natprec: [{ev['done']}/{ev['total']}] {ev['site']}: {what} ({t}, about {ev['eta_s']:.0f} s left)",
               file=stream, flush=True)
     return log
+
+
+def checkpoint_path(args) -> Path:
+    """OUT/sites.jsonl, emptied first under ``--fresh``: the per-site checkpoint a rerun resumes from."""
+    path = Path(args.out) / CHECKPOINT_FILE
+    if args.fresh:
+        path.unlink(missing_ok=True)
+    return path
 
 
 def load_model_from_args(args):
@@ -154,5 +167,5 @@ def run(args) -> int:
     doc = measure(mm, sites=args.sites, kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()), module_types=module_types,
                   formats=args.formats, tolerance=args.tolerance, backward_tolerance=args.backward_tolerance,
                   claim_tolerances=claim, full_sweep=args.full_sweep, all_formats=args.all_formats,
-                  jacobian=not args.no_jacobian, progress=progress_for())
+                  jacobian=not args.no_jacobian, progress=progress_for(), checkpoint=checkpoint_path(args))
     return write_and_print(doc, args, plots=not args.no_plots)

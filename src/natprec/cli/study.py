@@ -7,7 +7,7 @@ from natprec.model.sites import DEFAULT_MODULE_KINDS, MODULE_KINDS, module_types
 from natprec.model.studies import DEFAULT_CLAIM_TOLERANCES, STUDIES, claim_study
 
 from .args import UsageError
-from .report import add_model_arguments, load_model_from_args, progress_for, write_and_print
+from .report import add_model_arguments, checkpoint_path, load_model_from_args, progress_for, write_and_print
 
 __all__ = ["add_parser", "run"]
 
@@ -50,5 +50,5 @@ def run(args) -> int:
     mm = load_model_from_args(args)
     doc = claim_study(mm, tolerances=tolerances, sites=args.sites, module_types=module_types,
                       kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
-                      full_sweep=args.full_sweep, progress=progress_for())
+                      full_sweep=args.full_sweep, progress=progress_for(), checkpoint=checkpoint_path(args))
     return write_and_print(doc, args, plots=not args.no_plots)

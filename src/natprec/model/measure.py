@@ -15,8 +15,10 @@ import time
 
 import numpy as np
 
+from natprec import __version__
 from natprec.reference.errors import InvalidParameterError, NatprecError
 
+from .checkpoint import SiteCheckpoint, fingerprint
 from .claim import claim_test
 from .deps import require_torch
 from .info import format_measures, tensor_measures
@@ -87,15 +89,17 @@ def _report(progress, **event):
 def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_types=None, formats=DEFAULT_FORMATS,
             tolerance: float = DEFAULT_TOLERANCE, backward_tolerance: float = DEFAULT_BACKWARD_TOLERANCE,
             claim_tolerances=(), full_sweep: bool = False, all_formats: bool = False, jacobian: bool = True,
-            progress=False) -> dict:
+            progress=False, checkpoint=None) -> dict:
     """DEF-OPERATIONAL-PRECISION-SITE — measure every selected site of ``mm``; returns the report document.
 
     ``claim_tolerances``: further ε at which b*_v(ε), Δ_v(ε) and b_H,v(ε) are measured for the
     claim's test (DEF-CLAIM-TEST); ``tolerance`` is always the first.
     ``progress``: False; True for a tqdm bar; or a callable taking one event dict per phase
     (``{"phase": "baseline" | "gradients", "elapsed_s"}``) and per measured site
-    (``{"phase": "site", "done", "total", "site", "b_star", "error", "elapsed_s", "eta_s"}``, the
+    (``{"phase": "site", "done", "total", "site", "resumed", "b_star", "error", "elapsed_s", "eta_s"}``, the
     estimate from the mean time per site so far) — for logs, where a bar cannot draw.
+    ``checkpoint``: a file (:class:`~natprec.model.checkpoint.SiteCheckpoint`) that keeps each finished
+    site; a rerun with the same settings, model and calibration outputs reuses them.
     """
     torch = require_torch()
     tolerance = check_tolerance("--tolerance", tolerance)
@@ -122,13 +126,31 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
     _report(progress, phase="gradients", elapsed_s=time.perf_counter() - start)
     sites_start = time.perf_counter()
     notes = list(mm.notes)
+    keep = None
+    if checkpoint is not None:
+        keep = SiteCheckpoint(checkpoint, {
+            "natprec": __version__, "model": mm.description, "distortion": mm.distortion,
+            "fingerprint": fingerprint(mm.model, runner.reference), "tolerances": list(tolerances),
+            "backward_tolerance": backward_tolerance, "formats": [f.name for f in fmts], "full_sweep": full_sweep,
+            "all_formats": all_formats, "jacobian": jacobian, "loss": mm.loss_fn is not None})
+        reused = [s.name for s in chosen if s.name in keep.records]
+        if reused:
+            notes.append(f"{len(reused)} site(s) reused from {keep.path} (same settings, model and calibration outputs)")
+        elif keep.discarded:
+            notes.append(f"{keep.path} was from a different run (settings, model or calibration changed): started afresh")
     cover = coverage(mm.model, chosen, module_types)
     notes.append(f"weight sites cover {cover['measured_parameters']:,} of {cover['parameters']:,} parameters; skipped: "
                  + ("; ".join(cover["skipped"]) if cover["skipped"] else "nothing"))
     jac_ok = jacobian
     timing.update(info_s=0.0, forward_s=0.0, resolution_s=0.0, backward_s=0.0, jacobian_s=0.0)
     records = []
+    measured = 0
     for site in _progress(chosen, "sites", progress):
+        if keep is not None and site.name in keep.records:
+            records.append(keep.records[site.name])
+            _report(progress, phase="site", done=len(records), total=len(chosen), site=site.name, resumed=True,
+                    b_star=records[-1]["forward"]["b_star"], error=None, elapsed_s=time.perf_counter() - start, eta_s=0.0)
+            continue
         rec = {"site": site.name, "kind": site.kind, "module": site.module, "error": None}
         records.append(rec)
         try:
@@ -206,9 +228,12 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
                 timing["jacobian_s"] += time.perf_counter() - t0
         except (NatprecError, RuntimeError, ValueError, TypeError) as exc:
             rec["error"] = f"{type(exc).__name__}: {exc}"
+        if keep is not None and rec["error"] is None:
+            keep.append(rec)
+        measured += 1
         done = len(records)
-        per_site = (time.perf_counter() - sites_start) / done
-        _report(progress, phase="site", done=done, total=len(chosen), site=site.name,
+        per_site = (time.perf_counter() - sites_start) / measured
+        _report(progress, phase="site", done=done, total=len(chosen), site=site.name, resumed=False,
                 b_star=(rec.get("forward") or {}).get("b_star"), error=rec["error"],
                 elapsed_s=time.perf_counter() - start, eta_s=per_site * (len(chosen) - done))
     doc = {
