@@ -294,6 +294,18 @@ def test_point_mode_still_takes_one_beta(capsys):
     assert data["source"] == "gaussian" and data["rate_bits"] == rd.gaussian_rate_bits(1.0, 0.05)
 
 
+@pytest.mark.spec("DEF-RD-CONTINUOUS")
+def test_point_text_says_when_the_gap_is_within_the_solvers_accuracy(capsys):
+    from natprec.cli import main
+
+    for d in ("0.012", "0.3"):
+        doc = run_json(capsys, "--source", "ggd", "--beta", "1.7", "--distortion", d)
+        assert main(["rd", "--source", "ggd", "--beta", "1.7", "--distortion", d]) == 0
+        out = capsys.readouterr().out
+        assert f"R(D) − R_SLB = {doc['gap_bits']:.2e} bits" in out and f"{doc['ba_bound_gap_bits']:.2e} bits" in out
+        assert ("R(D) = R_SLB here" in out) == (abs(doc["gap_bits"]) <= doc["ba_bound_gap_bits"])
+
+
 # ----------------------------------------------------------------------------- bad parameters
 
 
