@@ -301,6 +301,10 @@ def _render(doc: dict) -> str:
               fnum(r["seed_h_error_bits"], ".4f"), fnum(r["ecsq_rate_bits"], ".4f"), _verdict_cell(r["verdict"])] for r in rows],
             set(range(10)),
         ))
+        lines.append("Columns: h = differential entropy of the unit-variance source; R_SLB = Shannon lower bound h − ½log2(2πe·D); "
+                     "R(D) [R_L, R_U] = Blahut–Arimoto rate with its certified bracket; R − R_SLB = our gap; 'seed …' = the "
+                     "number seed 003's table prints; ECSQ rate = index entropy of the mid-tread uniform quantizer whose MSE is D (DEF-RD-ECSQ); "
+                     "verdict = which of the seed's three numbers hold ('fails' = off by more than the tolerance below).")
         lines.append("seed h error = (1/β)(log2 e − 1): the seed's 1/β term of h is in nats but added as bits. With it, the "
                      "seed's R_SLB and gap columns are ours: "
                      + ", ".join(f"β = {r['beta']:g}: {_verdict_cell(r['verdict_with_seed_h_error'])}" for r in rows))
