@@ -65,6 +65,8 @@ def run(args) -> None:
     rows = [[fnum(v[c], None) if c in ("input", "value", "margin") else ("-" if v[c] is None else v[c]) for c in cols]
             for v in doc["values"]]
     print(table(headers, rows, set(range(len(cols))) - {cols.index("code")}))
+    print("γ = min over the neighbouring codewords c' of |x − c'| − |x − c|: twice the distance to the nearest rounding "
+          "boundary, in codebook units (DEF-MARGIN)")
     for n in doc["notes"]:
         print(f"note: {n}")
     if not element:
