@@ -11,7 +11,9 @@ __all__ = ["add_parser", "run"]
 _CI_METHOD_LABEL = {"bca": "BCa", "basic": "basic"}
 _OP_FOOTNOTE = ("* at the operating point's scaling: element formats at the MSE-optimal per-tensor scale; block formats "
                 "with their own block scales.\n  cells used, injective, colliding values, δ and min γ are the format's "
-                "literal semantics (element formats unscaled).")
+                "literal semantics (element formats unscaled).\n  A cell is (block, code) for a block format, so colliding values "
+                "counts (cell, value) pairs: one value colliding in several blocks counts once per block, and the count can "
+                "exceed the tensor's distinct values (DEF-COLLISION-CENSUS).")
 
 
 def add_parser(subparsers):
