@@ -598,3 +598,13 @@ def test_cli_report_resumes_and_fresh_starts_over(tmp_path, capsys, monkeypatch)
     assert err.count("(reused)") == 6  # stderr is not a terminal here: one log line per site
     args = p.parse_args(argv + ["--fresh"])
     assert args.run(args) == 0 and "(reused)" not in capsys.readouterr().err
+
+
+@pytest.mark.spec("DEF-TASK-DISTORTION")
+def test_every_distortion_says_what_its_tolerance_means(tmp_path):
+    from natprec.model.distortion import DISTORTION_UNITS, DISTORTIONS
+
+    assert set(DISTORTION_UNITS) == set(DISTORTIONS) and "absolute" in DISTORTION_UNITS["mse"]
+    doc = measure(tiny(), sites="0.weight", formats="int4,int8", jacobian=False)
+    page = write_report(doc, tmp_path, plots=False)["html"].read_text()
+    assert DISTORTION_UNITS["mse"].split(":")[0] in page

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from natprec.model.deps import require_torch
+from natprec.model.distortion import DISTORTION_UNITS
 from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, check_tolerance, check_tolerances, measure
 from natprec.model.models import DEFAULT_BATCH_SIZE, load_model
 from natprec.model.quantize import DEFAULT_FORMATS, parse_formats
@@ -132,8 +133,9 @@ def write_and_print(doc: dict, args, *, plots: bool) -> int:
         emit_json(doc, indent=1)
     else:
         print(f"natprec {args.command}: {doc['model']}")
-        print(f"D = {doc['distortion']} of the output over {doc['calibration_samples']} samples; ε = {doc['tolerance']:g}; "
-              f"backward ε = {doc['backward_tolerance']:g}; {sum(doc['timing'].values()):.1f} s")
+        print(f"D = {doc['distortion']} of the output over {doc['calibration_samples']} samples; ε = {doc['tolerance']:g} "
+              f"({DISTORTION_UNITS[doc['distortion']]}); backward ε = {doc['backward_tolerance']:g}; "
+              f"{sum(doc['timing'].values()):.1f} s")
         for n in doc["notes"]:
             print(f"note: {n}")
         print()

@@ -17,9 +17,16 @@ from natprec.reference.errors import InvalidParameterError
 
 from .deps import require_torch
 
-__all__ = ["DISTORTIONS", "per_sample_distortion", "check_distortion"]
+__all__ = ["DISTORTIONS", "DISTORTION_UNITS", "per_sample_distortion", "check_distortion"]
 
 DISTORTIONS = ("cosine", "mse", "kl", "loss")
+#: What a tolerance ε means under each distortion (stated in the report beside ε).
+DISTORTION_UNITS = {
+    "cosine": "1 − cosine similarity, scale-free",
+    "mse": "absolute, in the squared units of the output: choose ε for your model's output scale",
+    "kl": "nats per sample",
+    "loss": "the loss's own units, per sample",
+}
 
 
 def check_distortion(name: str) -> str:

@@ -13,6 +13,7 @@ from natprec.reference.errors import InputFileError
 
 from .claim import NONE_PASSES_BITS
 from .deps import require_matplotlib
+from .distortion import DISTORTION_UNITS
 from .info import MARGIN_BINS
 from .resolution import STEPS_PER_OCTAVE
 from .summary import summary_lines
@@ -287,7 +288,8 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}td:first-child{{t
 <h1>natprec report</h1>
 <p>Model: <b>{esc(doc['model'])}</b>. Distortion D: <b>{esc(doc['distortion'])}</b> of the model output
 (mean over {doc['calibration_samples']} calibration samples in {doc['calibration_batches']} batches);
-ε = {doc['tolerance']:g}; backward ε = {doc['backward_tolerance']:g} (relative, {esc(doc['backward_loss'])}).
+ε = {doc['tolerance']:g} ({esc(DISTORTION_UNITS[doc['distortion']])}); backward ε = {doc['backward_tolerance']:g}
+(relative, {esc(doc['backward_loss'])}).
 Each site is quantized alone, the rest of the network in float32. b*_v(ε) = min b of the int family with Δ→_v(b) ≤ ε
 ({'full sweep' if doc['sites'] and doc['sites'][0].get('forward', {}).get('search') == 'sweep' else 'bisection, assuming Δ nonincreasing in b'}).
 Support, b*, β and crest are measured on every value of the site; δ and γ on a seeded sample of at most
