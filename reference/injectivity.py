@@ -274,6 +274,19 @@ def _block_census(arr: np.ndarray, f, tie: str, keep: int | None) -> tuple[_Cens
     return census, support_size(arr)
 
 
+def _census_input(x, nan_policy: str, what: str) -> np.ndarray:
+    """x as the census reads it (``nan_policy`` already checked): NaNs raised or omitted, non-empty, at least 1-D."""
+    arr = as_float_array(x)
+    nan = nan_mask(arr)
+    if nan_policy == "raise":
+        raise_on_nan(arr, "x", nan)
+    else:
+        arr = arr[~nan]  # omit always flattens, so block formats block the same way with or without NaNs
+    if arr.size == 0:
+        raise EmptyInputError(f"{what} of an empty tensor is undefined", value=arr.shape)
+    return arr.reshape(1) if arr.ndim == 0 else arr
+
+
 def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", max_listed: int | None = None) -> InjectivityReport:
     """DEF-COLLISION-CENSUS — collisions of ``fmt`` on the realized support of ``x`` (by value).
 
@@ -288,16 +301,7 @@ def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", 
     if max_listed is not None:
         max_listed = count_parameter("max_listed", max_listed)
     f = resolve_format(fmt)
-    arr = as_float_array(x)
-    nan = nan_mask(arr)
-    if nan_policy == "raise":
-        raise_on_nan(arr, "x", nan)
-    else:
-        arr = arr[~nan]  # omit always flattens, so block formats block the same way with or without NaNs
-    if arr.size == 0:
-        raise EmptyInputError("injectivity of an empty tensor is undefined", value=arr.shape)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
+    arr = _census_input(x, nan_policy, "injectivity")
     # The support is by value, so −0.0 is +0.0 here too (else a signed-zero format would
     # put one realized value in two cells); each census quantizes with that in mind.
     census, supp = (_element_census if isinstance(f, ElementFormat) else _block_census)(arr, f, tie, max_listed)

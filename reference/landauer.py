@@ -15,10 +15,10 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
-from ._domain import as_float_array, check_nan_policy, nan_mask, raise_on_nan
+from ._domain import check_nan_policy
 from .entropy import entropy_bits_from_counts
-from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
-from .injectivity import _block_cell_pairs, _element_cells
+from .errors import InvalidParameterError, NonFiniteInputError
+from .injectivity import _block_cell_pairs, _census_input, _element_cells
 from .support import realized_support
 
 __all__ = [
@@ -200,16 +200,7 @@ def erased_information(x, fmt, *, temperature_kelvin=300.0, tie: str = "even", n
     check_nan_policy(nan_policy, ("raise", "omit"))
     f = resolve_format(fmt)
     t = _temperature(temperature_kelvin)
-    arr = as_float_array(x)
-    nan = nan_mask(arr)
-    if nan_policy == "raise":
-        raise_on_nan(arr, "x", nan)
-    else:
-        arr = arr[~nan]  # omit always flattens, so block formats block the same way with or without NaNs
-    if arr.size == 0:
-        raise EmptyInputError("the erasure of an empty tensor is undefined", value=arr.shape)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
+    arr = _census_input(x, nan_policy, "the erasure")
     n = int(arr.size)
     supp = realized_support(arr)
     sums = _PairSums()
