@@ -136,7 +136,8 @@ class Codebook:
             return np.ones(k, dtype=bool)
         if tie == "away":
             # The midpoint's sign decides; a midpoint of exactly 0 goes up (toward +inf).
-            return (v[:-1] + v[1:]) >= 0  # sign of a float64 sum is exact
+            with np.errstate(over="ignore"):  # a sum past float64's range is ±inf: its sign is still the midpoint's
+                return (v[:-1] + v[1:]) >= 0  # sign of a float64 sum is exact
         par = (self.encodings & 1).astype(bool)
         same = par[:-1] == par[1:]
         if same.any():
