@@ -608,3 +608,22 @@ def test_every_distortion_says_what_its_tolerance_means(tmp_path):
     doc = measure(tiny(), sites="0.weight", formats="int4,int8", jacobian=False)
     page = write_report(doc, tmp_path, plots=False)["html"].read_text()
     assert DISTORTION_UNITS["mse"].split(":")[0] in page
+
+
+@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE")
+def test_bits_vs_tolerance_band():
+    from natprec.model.summary import bits_vs_tolerance
+
+    # A full sweep measures every width: the band is a line, the weighted mean of b*_v(ε) read off each curve.
+    doc = measure(tiny(), sites="*.weight", formats="int", full_sweep=True, jacobian=False)
+    ws = doc["sites"]
+    n = np.array([np.prod(s["shape"]) for s in ws])
+    for c in bits_vs_tolerance(doc, (1e-6, 1e-4, 1e-2, 1.0)):
+        b = [precision_from_curve({int(k): v for k, v in s["forward"]["curve"].items()}, c["tolerance"]) for s in ws]
+        want = float(np.sum(n * np.array([9 if x is None else x for x in b])) / n.sum())
+        assert c["low_bits"] == pytest.approx(want) and c["high_bits"] == pytest.approx(want)
+    # After a bisection the band brackets the sweep's line.
+    bis = measure(tiny(), sites="*.weight", formats="int", jacobian=False)
+    for full, part in zip(bits_vs_tolerance(doc), bits_vs_tolerance(bis)):
+        assert part["low_bits"] - 1e-12 <= full["low_bits"] <= part["high_bits"] + 1e-12
+    assert bis["summary"]["bits_vs_tolerance"] == bits_vs_tolerance(bis)

@@ -22,7 +22,7 @@ __all__ = ["table_rows", "TABLE_HEADERS", "TABLE_LEGEND", "format_table", "legen
 
 TABLE_HEADERS = ["site", "kind", "shape", "support", "b*", "β", "crest", "Δv(ε)", "b_H(ε)", "b*_Δ(ε)", "b*_v(ε)", "best ≤ε (bits)",
                  "bwd b*", "dual b*", "amplif.", "e_task/actual"]
-PLOT_FILES = ("precision_bars.png", "sensitivity_curves.png", "margins.png", "claim.png")
+PLOT_FILES = ("precision_bars.png", "sensitivity_curves.png", "margins.png", "claim.png", "bits_vs_tolerance.png")
 #: One line per table column (terminal and HTML); the spec IDs say where each is defined (spec/11).
 TABLE_LEGEND = {
     "site": "a weight (<module>.<param>) or the input activation of a module call (<module>:input) — DEF-SITE",
@@ -259,6 +259,25 @@ def _plots(doc: dict, out: Path) -> list[Path]:
                 ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
         paths.append(out / PLOT_FILES[3])
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    # 5. The whole model: int bits per weight parameter against ε, as the band the measured points allow.
+    curve = doc.get("summary", {}).get("bits_vs_tolerance", [])
+    if curve:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        t = [c["tolerance"] for c in curve]
+        ax.fill_between(t, [c["low_bits"] for c in curve], [c["high_bits"] for c in curve], alpha=0.35,
+                        label="b*_v(ε) between its measured bounds")
+        ax.plot(t, [c["high_bits"] for c in curve], "o-", ms=3, label="upper bound (a width measured within ε)")
+        for c in doc["claim"]:
+            ax.axvline(c["tolerance"], color="grey", lw=0.6, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"tolerance ε ({doc['distortion']})")
+        ax.set_ylabel("int bits per weight parameter (9 = beyond int8)")
+        ax.set_title("Whole model: bits needed against tolerance (each site within ε alone)", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(out / PLOT_FILES[4])
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
     return paths

@@ -13,7 +13,7 @@ import math
 
 from .claim import NONE_PASSES_BITS
 
-__all__ = ["FLOAT32_BITS", "SCALE_BITS", "HARDEST_LISTED", "summary", "summary_lines"]
+__all__ = ["FLOAT32_BITS", "SCALE_BITS", "HARDEST_LISTED", "CURVE_TOLERANCES", "summary", "summary_lines", "bits_vs_tolerance"]
 
 FLOAT32_BITS = 32
 #: Bits of one per-channel / per-tensor absmax scale (float32).
@@ -63,6 +63,7 @@ def summary(doc: dict) -> dict:
         "hardest": [{"site": s["site"], "kind": s["kind"], "b_star": s["forward"]["b_star"], "best_format": s["best_format"],
                      "crest_bits": s["info"]["crest_bits"], "amplification": s.get("amplification"),
                      "information_bits": res(s).get("entropy_bits")} for s in hardest],
+        "bits_vs_tolerance": bits_vs_tolerance(doc),
         "caveat": "each site was measured alone (every other site float32); all of them quantized at once was not measured",
     }
 
@@ -88,7 +89,51 @@ def summary_lines(s: dict) -> list[str]:
         + ")" for h in s["hardest"])
     if hard:
         lines.append(f"most demanding sites: {hard}.")
+    decades = [c for c in s.get("bits_vs_tolerance", []) if math.log10(c["tolerance"]).is_integer()]
+    if decades:
+        lines.append("int bits per weight parameter to keep every site within ε (sites one at a time): " + ", ".join(
+            f"ε = {c['tolerance']:g}: {c['low_bits']:.2f}" + (f"–{c['high_bits']:.2f}" if c["high_bits"] > c["low_bits"] else "")
+            for c in decades) + " (a range where the search did not measure the neighbouring widths; 9 = beyond int8).")
     if s["failed_sites"]:
         lines.append(f"{s['failed_sites']} site(s) failed and are not counted.")
     lines.append(f"caveat: {s['caveat']}.")
     return lines
+
+
+#: ε grid of the whole-model curve: three per decade from 1e-6 to 1.
+CURVE_TOLERANCES = tuple(float(f"{10 ** (k / 3):.3g}") for k in range(-18, 1))
+
+
+def _bits_bounds(curve: dict, tolerance: float, bits: list[int]) -> tuple[int, int]:
+    """[low, high] of b*_v(ε) from a site's measured int points, assuming Δ nonincreasing in b (9 = none ≤ 8 passes)."""
+    passing = [b for b, d in curve.items() if d <= tolerance]
+    failing = [b for b, d in curve.items() if d > tolerance]
+    high = min(passing) if passing else NONE_PASSES_BITS
+    low = max(failing) + 1 if failing else min(bits)
+    if low > max(bits):
+        low = NONE_PASSES_BITS
+    return min(low, high), high
+
+
+def bits_vs_tolerance(doc: dict, tolerances=CURVE_TOLERANCES) -> list[dict]:
+    """DEF-OPERATIONAL-PRECISION-SITE — int bits per weight parameter needed at each ε, as a band, from the points measured.
+
+    For each weight site and ε, b*_v(ε) lies in [low, high]: high = the fewest measured bits within ε, low = one more
+    than the most measured bits beyond it (assuming Δ nonincreasing in b; 9 stands for "none ≤ 8").  The band is the
+    parameter-weighted mean of both; it narrows to a line where the search measured the neighbouring widths.
+    """
+    weights = [s for s in doc["sites"] if not s.get("error") and s["kind"] == "weight"]
+    params = [math.prod(s["shape"]) for s in weights]
+    total = sum(params)
+    if not total:
+        return []
+    out = []
+    for t in tolerances:
+        lows = highs = 0.0
+        for s, n in zip(weights, params):
+            curve = {int(b): d for b, d in s["forward"]["curve"].items()}
+            lo, hi = _bits_bounds(curve, t, sorted(int(f["name"][3:]) for f in doc["formats"] if f["name"].startswith("int")))
+            lows += n * lo
+            highs += n * hi
+        out.append({"tolerance": t, "low_bits": lows / total, "high_bits": highs / total})
+    return out
