@@ -627,3 +627,44 @@ def test_bits_vs_tolerance_band():
     for full, part in zip(bits_vs_tolerance(doc), bits_vs_tolerance(bis)):
         assert part["low_bits"] - 1e-12 <= full["low_bits"] <= part["high_bits"] + 1e-12
     assert bis["summary"]["bits_vs_tolerance"] == bits_vs_tolerance(bis)
+
+
+@pytest.mark.spec("DEF-SITE-QUANTIZE")
+@pytest.mark.parametrize("bits, g", [(4, 32), (3, 5), (8, 128)])
+def test_grouped_integers_scale_each_group_by_its_absmax(bits, g):
+    from natprec.model.quantize import GROUP_SCALE_BITS
+
+    rng = np.random.default_rng(bits * g)
+    x = (rng.standard_normal((6, 70)) * rng.lognormal(0, 2, (6, 70))).astype(np.float32)
+    x[2, :g] = 0.0  # an all-zero group takes s = 1
+    f = site_format(f"int{bits}_g{g}")
+    assert f.int_bits is None and f.group == g and f.bits_per_element == bits + GROUP_SCALE_BITS / g
+    want = np.empty_like(x)
+    qmax = np.float32((1 << (bits - 1)) - 1)
+    for r in range(x.shape[0]):
+        for c0 in range(0, x.shape[1], g):
+            blk = x[r, c0:c0 + g]
+            s = np.float32(np.max(np.abs(blk)) / qmax) if np.any(blk) else np.float32(1)
+            code = np.clip(np.rint(blk / s), -qmax - 1, qmax).astype(np.int64)  # nearest integer, ties to even; one zero
+            want[r, c0:c0 + g] = (code.astype(np.float32) * s).astype(np.float32)
+    got = f.quantize_dequantize(x, per_channel=True)
+    assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    # Activations group along their features too; the census sees one scale group per (row, group).
+    assert np.array_equal(f.quantize_dequantize(x, per_channel=False), got)
+    _, group = f.element_view(x, per_channel=True)
+    ng = -(-70 // g)
+    assert group[1, 0] == ng and group[0, -1] == ng - 1 and len(np.unique(group)) == 6 * ng
+    assert f.effective_bits(x.shape, True) == pytest.approx(bits + GROUP_SCALE_BITS * ng / 70)
+    assert "per %d elements" % g in f.scaling
+
+
+@pytest.mark.spec("DEF-SITE-QUANTIZE")
+def test_grouped_integer_names():
+    with pytest.raises(InvalidParameterError, match="at least 2"):
+        site_format("int4_g1")
+    with pytest.raises(UnknownFormatError):
+        site_format("int4_gx")
+    with pytest.raises(InvalidParameterError):
+        site_format("int17_g32")
+    doc = measure(tiny(), sites="2.weight", formats="int,int4_g8", all_formats=True, jacobian=False)
+    assert doc["sites"][0]["points"]["int4_g8"]["effective_bits"] == 8.0  # 16 columns: two full groups of 8

@@ -243,8 +243,9 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
         "tolerances": list(tolerances),
         "backward_tolerance": backward_tolerance,
         "backward_loss": "model loss_fn" if mm.loss_fn is not None else "probe loss Σ⟨r, y⟩, r ~ N(0, I) seeded",
-        "formats": [{"name": f.name, "bits_per_element": f.bits_per_element,
-                     "block_size": None if f.block is None else f.block.block_size, "scaling": f.scaling} for f in fmts],
+        "formats": [{"name": f.name, "bits_per_element": f.bits_per_element, "int_bits": f.int_bits,
+                     "block_size": None if f.block is None else f.block.block_size, "group": f.group, "scaling": f.scaling}
+                    for f in fmts],
         "calibration_batches": len(mm.batches),
         "calibration_samples": int(sum(r.shape[0] for r in runner.reference)),
         "replay_exact": runner.replay_exact,

@@ -25,6 +25,7 @@ Activations are quantized per calibration batch tensor (dynamic per-tensor scale
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,7 @@ from natprec.reference.errors import InvalidParameterError, UnknownFormatError
 __all__ = [
     "SiteFormat",
     "INT_BITS",
+    "GROUP_SCALE_BITS",
     "DEFAULT_FORMATS",
     "site_format",
     "parse_formats",
@@ -42,6 +44,8 @@ __all__ = [
     "as_2d",
 ]
 
+#: Bits of one group's float32 absmax scale (``intB_gG``), counted in its bits per element.
+GROUP_SCALE_BITS = 32
 #: Bit-widths of the integer family searched for b*_v(ε).
 INT_BITS = tuple(range(2, 9))
 #: The report's candidate formats: the integer family, then reference formats by their canonical names.
@@ -108,10 +112,14 @@ class SiteFormat:
     element: ElementFormat | None
     block: object | None
     int_bits: int | None
+    group: int | None = None
 
     @property
     def scaling(self) -> str:
         """DEF-SITE-QUANTIZE — how the format scales a site, in words (from the reference format's conventions)."""
+        if self.group is not None:
+            return (f"float32 absmax scale per {self.group} elements along a row (weights: the input dimension; "
+                    "activations: the features), counted in the bits")
         if self.block is None:
             return ("float32 absmax scale per output channel (weights) or per tensor (activations), "
                     "not counted in the bits")
@@ -133,7 +141,7 @@ class SiteFormat:
         bits per element (e: element bits).  A 1-channel conv input puts one element in each
         block: 4 + 32 = 36 bits for nf4_absmax64.  Other formats: the nominal bits.
         """
-        if self.block is None:
+        if self.block is None and self.group is None:
             return self.bits_per_element
         dims = tuple(int(d) for d in shape)
         if len(dims) < 2:
@@ -142,11 +150,18 @@ class SiteFormat:
             n = int(np.prod(dims[1:])) if per_channel else dims[_axis(np.empty((0,) * len(dims)), feature_axis)]
         if n == 0:
             return self.bits_per_element
-        e, bsz = float(self.block.element.nbits), self.block.block_size
+        e = float(self.codebook_format.nbits)
+        bsz = self.group if self.group is not None else self.block.block_size
         return e + (self.bits_per_element - e) * bsz * (-(-n // bsz)) / n
 
     def _scales(self, x2: np.ndarray, per_channel: bool) -> np.ndarray:
-        amax = np.max(np.abs(x2), axis=1 if per_channel else None, keepdims=True).astype(_F32)
+        """One float32 absmax scale per row (per_channel), per tensor, or per group of ``group`` elements of a row."""
+        if self.group is not None:
+            starts = np.arange(0, x2.shape[1], self.group)
+            amax = np.maximum.reduceat(np.abs(x2), starts, axis=1) if x2.size else np.zeros((x2.shape[0], 0), _F32)
+            amax = np.repeat(amax.astype(_F32), self.group, axis=1)[:, : x2.shape[1]]
+        else:
+            amax = np.max(np.abs(x2), axis=1 if per_channel else None, keepdims=True).astype(_F32)
         s = np.divide(amax, _F32(self.element.max_finite), dtype=_F32)
         return np.where(s > 0, s, _F32(1.0)).astype(_F32)
 
@@ -154,7 +169,11 @@ class SiteFormat:
         """(y, group): the values the element codebook sees (2-D view) and each element's scale group id."""
         x2 = as_2d(np.asarray(x, dtype=_F32), per_channel, feature_axis)
         rows, n = x2.shape
-        if self.element is not None:
+        if self.group is not None:
+            y = np.divide(x2, self._scales(x2, per_channel), dtype=_F32)
+            ng = -(-n // self.group)
+            group = np.arange(rows)[:, None] * ng + np.arange(n)[None, :] // self.group
+        elif self.element is not None:
             y = np.divide(x2, self._scales(x2, per_channel), dtype=_F32)
             group = np.broadcast_to(np.arange(rows)[:, None] if per_channel else np.zeros((1, 1), np.int64), x2.shape)
         else:
@@ -190,6 +209,12 @@ def site_format(name) -> SiteFormat:
     if key.startswith("int") and key[3:].isdigit():
         b = int(key[3:])
         return SiteFormat(key, float(b), integer_format(b), None, b)
+    grouped = re.fullmatch(r"int(\d+)_g(\d+)", key)
+    if grouped:
+        b, g = int(grouped[1]), int(grouped[2])
+        if g < 2:
+            raise InvalidParameterError(f"format {name!r}: a group holds at least 2 elements", value=name)
+        return SiteFormat(key, b + GROUP_SCALE_BITS / g, integer_format(b), None, None, g)
     ref = get_format(key)
     if isinstance(ref, ElementFormat):
         if ref.max_finite <= 0:

@@ -26,7 +26,7 @@ def _weight_bits(site: dict, block_size: dict) -> tuple[float, str]:
     if site["best_format"] is None:
         return float(FLOAT32_BITS), "float32"
     bits = site["points"][site["best_format"]]["effective_bits"]
-    if block_size[site["best_format"]] is None:  # absmax element format: one float32 scale per output channel
+    if block_size[site["best_format"]] is None:  # per-channel absmax: one float32 scale per output channel
         rows = site["shape"][0] if site["shape"] else 1
         bits += SCALE_BITS * rows / math.prod(site["shape"])
     return bits, site["best_format"]
@@ -34,7 +34,8 @@ def _weight_bits(site: dict, block_size: dict) -> tuple[float, str]:
 
 def summary(doc: dict) -> dict:
     """DEF-OPERATIONAL-PRECISION-SITE — the report's bottom line from its per-site records (see the module docstring)."""
-    block_size = {f["name"]: f["block_size"] for f in doc["formats"]}
+    # Block formats and grouped ints count their scales in effective_bits already.
+    block_size = {f["name"]: f["block_size"] or f.get("group") for f in doc["formats"]}
     ok = [s for s in doc["sites"] if not s.get("error")]
     weights = [s for s in ok if s["kind"] == "weight"]
     params = sum(math.prod(s["shape"]) for s in weights)
@@ -132,7 +133,7 @@ def bits_vs_tolerance(doc: dict, tolerances=CURVE_TOLERANCES) -> list[dict]:
         lows = highs = 0.0
         for s, n in zip(weights, params):
             curve = {int(b): d for b, d in s["forward"]["curve"].items()}
-            lo, hi = _bits_bounds(curve, t, sorted(int(f["name"][3:]) for f in doc["formats"] if f["name"].startswith("int")))
+            lo, hi = _bits_bounds(curve, t, sorted(f["int_bits"] for f in doc["formats"] if f["int_bits"] is not None))
             lows += n * lo
             highs += n * hi
         out.append({"tolerance": t, "low_bits": lows / total, "high_bits": highs / total})
