@@ -655,7 +655,7 @@ def test_grouped_integers_scale_each_group_by_its_absmax(bits, g):
     ng = -(-70 // g)
     assert group[1, 0] == ng and group[0, -1] == ng - 1 and len(np.unique(group)) == 6 * ng
     assert f.effective_bits(x.shape, True) == pytest.approx(bits + GROUP_SCALE_BITS * ng / 70)
-    assert "per %d elements" % g in f.scaling
+    assert f"per {g} elements" in f.scaling
 
 
 @pytest.mark.spec("DEF-SITE-QUANTIZE")
