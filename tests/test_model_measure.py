@@ -668,3 +668,36 @@ def test_grouped_integer_names():
         site_format("int17_g32")
     doc = measure(tiny(), sites="2.weight", formats="int,int4_g8", all_formats=True, jacobian=False)
     assert doc["sites"][0]["points"]["int4_g8"]["effective_bits"] == 8.0  # 16 columns: two full groups of 8
+
+
+@pytest.mark.spec("DEF-SITE-QUANTIZE")
+@pytest.mark.parametrize("name, bits, g", [("uint4", 4, None), ("uint8", 8, None), ("uint3_g8", 3, 8)])
+def test_asymmetric_integers_with_a_zero_point(name, bits, g):
+    from fractions import Fraction
+
+    from natprec.model.info import format_measures
+
+    rng = np.random.default_rng(bits)
+    x = (rng.standard_normal((5, 24)) + np.arange(5)[:, None] * 0.7).astype(np.float32)  # rows of one sign, and mixed
+    x[4] = np.abs(x[4]) + 1  # all positive: the range still reaches 0, so 0 stays exact
+    f = site_format(name)
+    assert f.asymmetric and f.group == g and f.int_bits is None
+    assert f.bits_per_element == (bits if g is None else bits + (32 + bits) / g)
+    top = (1 << bits) - 1
+    want = np.empty_like(x)
+    for r in range(5):
+        for c0 in range(0, 24, g or 24):
+            blk = x[r, c0:c0 + (g or 24)]
+            lo, hi = np.float32(min(blk.min(), 0)), np.float32(max(blk.max(), 0))
+            s = np.float32(np.float32(hi - lo) / np.float32(top)) or np.float32(1)
+            z = int(np.clip(np.rint(np.float32(-lo / s)), 0, top))
+            for i, v in enumerate(blk):
+                y = Fraction(float(np.float32(v / s))) + z  # the exact value the unsigned codebook sees
+                k = min(max(round(y), 0), top)  # nearest, ties to the even code (Python's round), saturating
+                want[r, c0 + i] = np.float32((k - z) * float(s))
+    got = f.quantize_dequantize(x, per_channel=True)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert np.all(got[np.abs(x) == 0] == 0)
+    fm = format_measures(x, f, per_channel=True, max_elements=1 << 15)
+    assert 0 <= fm["collision_probability"] <= 1 and fm["min_margin"] >= 0
+    assert "zero point" in f.scaling

@@ -41,6 +41,7 @@ __all__ = [
     "site_format",
     "parse_formats",
     "integer_format",
+    "unsigned_format",
     "as_2d",
 ]
 
@@ -60,6 +61,15 @@ def integer_format(bits: int) -> ElementFormat:
     vals = np.arange(-(1 << (bits - 1)), 1 << (bits - 1), dtype=np.int64)
     cb = Codebook(vals.astype(np.float64), vals & ((1 << bits) - 1), name=f"int{bits}")
     return ElementFormat(f"int{bits}", cb, nbits=bits, description=f"{bits}-bit two's complement integers")
+
+
+def unsigned_format(bits: int) -> ElementFormat:
+    """DEF-SITE-QUANTIZE — the B-bit unsigned integer codebook 0 … 2^B − 1 (codes of the asymmetric ``uintB``)."""
+    if not 2 <= bits <= 16:
+        raise InvalidParameterError(f"integer formats take 2..16 bits; got {bits}", value=bits)
+    vals = np.arange(0, 1 << bits, dtype=np.int64)
+    return ElementFormat(f"uint{bits}", Codebook(vals.astype(np.float64), vals, name=f"uint{bits}"), nbits=bits,
+                         description=f"{bits}-bit unsigned integers")
 
 
 def as_2d(x: np.ndarray, per_channel: bool, feature_axis: int = -1) -> np.ndarray:
@@ -113,10 +123,16 @@ class SiteFormat:
     block: object | None
     int_bits: int | None
     group: int | None = None
+    asymmetric: bool = False
 
     @property
     def scaling(self) -> str:
         """DEF-SITE-QUANTIZE — how the format scales a site, in words (from the reference format's conventions)."""
+        if self.asymmetric:
+            where = (f"per {self.group} elements along a row (weights: the input dimension; activations: the features), "
+                     "counted in the bits" if self.group else "per output channel (weights) or per tensor (activations), "
+                     "not counted in the bits")
+            return f"float32 scale and B-bit zero point over [min(x, 0), max(x, 0)] {where}"
         if self.group is not None:
             return (f"float32 absmax scale per {self.group} elements along a row (weights: the input dimension; "
                     "activations: the features), counted in the bits")
@@ -154,32 +170,52 @@ class SiteFormat:
         bsz = self.group if self.group is not None else self.block.block_size
         return e + (self.bits_per_element - e) * bsz * (-(-n // bsz)) / n
 
-    def _scales(self, x2: np.ndarray, per_channel: bool) -> np.ndarray:
-        """One float32 absmax scale per row (per_channel), per tensor, or per group of ``group`` elements of a row."""
+    def _reduce(self, x2: np.ndarray, per_channel: bool, op) -> np.ndarray:
+        """``op`` (np.maximum / np.minimum) over each scale group — a row (per_channel), the tensor, or ``group``
+        elements of a row — broadcast back to every element."""
         if self.group is not None:
-            starts = np.arange(0, x2.shape[1], self.group)
-            amax = np.maximum.reduceat(np.abs(x2), starts, axis=1) if x2.size else np.zeros((x2.shape[0], 0), _F32)
-            amax = np.repeat(amax.astype(_F32), self.group, axis=1)[:, : x2.shape[1]]
-        else:
-            amax = np.max(np.abs(x2), axis=1 if per_channel else None, keepdims=True).astype(_F32)
+            if not x2.size:
+                return x2
+            r = op.reduceat(x2, np.arange(0, x2.shape[1], self.group), axis=1)
+            return np.repeat(r, self.group, axis=1)[:, : x2.shape[1]]
+        return np.broadcast_to(op.reduce(x2, axis=1 if per_channel else None, keepdims=True), x2.shape)
+
+    def _scales(self, x2: np.ndarray, per_channel: bool) -> np.ndarray:
+        """Symmetric: s = fl32(absmax/max code) per scale group, 1 for an all-zero group."""
+        amax = self._reduce(np.abs(x2), per_channel, np.maximum).astype(_F32)
         s = np.divide(amax, _F32(self.element.max_finite), dtype=_F32)
         return np.where(s > 0, s, _F32(1.0)).astype(_F32)
 
+    def _zero_point(self, x2: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Asymmetric: (s, z) per scale group over the range [min(lo, 0), max(hi, 0)], so that 0 is exact."""
+        lo = np.minimum(self._reduce(x2, per_channel, np.minimum), _F32(0)).astype(_F32)
+        hi = np.maximum(self._reduce(x2, per_channel, np.maximum), _F32(0)).astype(_F32)
+        top = _F32(self.element.max_finite)  # 2^B − 1
+        s = np.divide(np.subtract(hi, lo, dtype=_F32), top, dtype=_F32)
+        s = np.where(s > 0, s, _F32(1.0)).astype(_F32)
+        z = np.clip(np.rint(np.divide(-lo, s, dtype=_F32)), 0, top).astype(np.float64)
+        return s, z
+
     def element_view(self, x: np.ndarray, per_channel: bool, feature_axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
-        """(y, group): the values the element codebook sees (2-D view) and each element's scale group id."""
+        """(y, group): the values the element codebook sees (2-D view) and each element's scale group id.
+
+        Asymmetric formats see y = fl32(x/s) + z (exact in float64) against the codes 0 … 2^B − 1.
+        """
         x2 = as_2d(np.asarray(x, dtype=_F32), per_channel, feature_axis)
         rows, n = x2.shape
-        if self.group is not None:
-            y = np.divide(x2, self._scales(x2, per_channel), dtype=_F32)
-            ng = -(-n // self.group)
-            group = np.arange(rows)[:, None] * ng + np.arange(n)[None, :] // self.group
+        if self.element is not None and self.asymmetric:
+            s, z = self._zero_point(x2, per_channel)
+            y = np.divide(x2, s, dtype=_F32).astype(np.float64) + z
         elif self.element is not None:
             y = np.divide(x2, self._scales(x2, per_channel), dtype=_F32)
-            group = np.broadcast_to(np.arange(rows)[:, None] if per_channel else np.zeros((1, 1), np.int64), x2.shape)
         else:
             y = np.asarray(self.block.scaled(x2))
-            nb = -(-n // self.block.block_size)
-            group = np.arange(rows)[:, None] * nb + np.arange(n)[None, :] // self.block.block_size
+        if self.block is not None or self.group is not None:
+            size = self.group or self.block.block_size
+            per_row = -(-n // size)
+            group = np.arange(rows)[:, None] * per_row + np.arange(n)[None, :] // size
+        else:
+            group = np.broadcast_to(np.arange(rows)[:, None] if per_channel else np.zeros((1, 1), np.int64), x2.shape)
         return y, np.asarray(group, dtype=np.int64)
 
     def quantize_dequantize(self, x: np.ndarray, per_channel: bool, feature_axis: int = -1) -> np.ndarray:
@@ -189,7 +225,12 @@ class SiteFormat:
         """
         x32 = np.asarray(x, dtype=_F32)
         x2 = as_2d(x32, per_channel, feature_axis)
-        if self.element is not None:
+        if self.element is not None and self.asymmetric:
+            s, z = self._zero_point(x2, per_channel)
+            y = np.divide(x2, s, dtype=_F32).astype(np.float64) + z  # exact: a float32 plus an integer < 2^16
+            v = dequantize(quantize(y, self.element, saturate=True), self.element) - z
+            out = (v * s.astype(np.float64)).astype(_F32)  # v·s is exact in float64: one rounding, to float32
+        elif self.element is not None:
             s = self._scales(x2, per_channel)
             codes = quantize(np.divide(x2, s, dtype=_F32), self.element, saturate=True)
             out = np.multiply(dequantize(codes, self.element).astype(_F32), s, dtype=_F32)
@@ -209,12 +250,15 @@ def site_format(name) -> SiteFormat:
     if key.startswith("int") and key[3:].isdigit():
         b = int(key[3:])
         return SiteFormat(key, float(b), integer_format(b), None, b)
-    grouped = re.fullmatch(r"int(\d+)_g(\d+)", key)
+    grouped = re.fullmatch(r"(u?)int(\d+)(?:_g(\d+))?", key)
     if grouped:
-        b, g = int(grouped[1]), int(grouped[2])
-        if g < 2:
+        asym, b, g = grouped[1] == "u", int(grouped[2]), None if grouped[3] is None else int(grouped[3])
+        if g is not None and g < 2:
             raise InvalidParameterError(f"format {name!r}: a group holds at least 2 elements", value=name)
-        return SiteFormat(key, b + GROUP_SCALE_BITS / g, integer_format(b), None, None, g)
+        el = unsigned_format(b) if asym else integer_format(b)
+        # A group counts its float32 scale (and an asymmetric one its B-bit zero point).
+        bits = b if g is None else b + (GROUP_SCALE_BITS + (b if asym else 0)) / g
+        return SiteFormat(key, float(bits), el, None, None, g, asym)
     ref = get_format(key)
     if isinstance(ref, ElementFormat):
         if ref.max_finite <= 0:
