@@ -45,7 +45,8 @@ def add_parser(subparsers):
     p.add_argument("--claim-tolerances", default="", metavar="LIST",
                    help="further ε (comma-separated) at which the claim's test also runs (default: none)")
     p.add_argument("--formats", default=",".join(DEFAULT_FORMATS), metavar="LIST",
-                   help="comma-separated: intB, 'int' (= int2..int8), intB_gG (one scale per G elements), uintB[_gG] (asymmetric, zero point), or any 'natprec formats' name or alias "
+                   help="comma-separated: intB, 'int' (= int2..int8), intB_gG (one scale per G elements), "
+                        "uintB[_gG] (asymmetric, zero point), or any 'natprec formats' name or alias "
                         "(default: %(default)s)")
     p.add_argument("--sites", metavar="PATTERN", help="comma-separated glob patterns of site names (default: all)")
     p.add_argument("--kinds", default="weight,input", metavar="LIST", help="site kinds: weight,input,output")
