@@ -701,3 +701,15 @@ def test_asymmetric_integers_with_a_zero_point(name, bits, g):
     fm = format_measures(x, f, per_channel=True, max_elements=1 << 15)
     assert 0 <= fm["collision_probability"] <= 1 and fm["min_margin"] >= 0
     assert "zero point" in f.scaling
+
+
+@pytest.mark.spec("DEF-SITE")
+def test_terminal_table_shows_its_columns_and_errors():
+    from natprec.model.report import TABLE_HEADERS, TERMINAL_COLUMNS, format_table, table_rows
+
+    doc = measure(_nan_grad_model(), formats="int4,int8", kinds=("weight",), jacobian=False)
+    text = format_table(doc).splitlines()
+    assert text[0].split("  ")[0] == "site" and [h for h in TERMINAL_COLUMNS if h not in text[0]] == []
+    assert "support" not in text[0] and set(TERMINAL_COLUMNS) <= set(TABLE_HEADERS)
+    assert any("ERROR NaNInputError" in line for line in text)  # a failed site keeps its error
+    assert format_table(doc, TABLE_HEADERS).splitlines()[2].split()[:2] == table_rows(doc)[0][:2]

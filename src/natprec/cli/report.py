@@ -12,7 +12,7 @@ from natprec.model.distortion import DISTORTION_UNITS
 from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, check_tolerance, check_tolerances, measure
 from natprec.model.models import DEFAULT_BATCH_SIZE, load_model
 from natprec.model.quantize import DEFAULT_FORMATS, parse_formats
-from natprec.model.report import claim_lines, format_table, legend_lines, write_report
+from natprec.model.report import TERMINAL_COLUMNS, claim_lines, format_table, legend_lines, write_report
 from natprec.model.sites import DEFAULT_MODULE_KINDS, MODULE_KINDS, module_types_of
 from natprec.model.summary import summary_lines
 from natprec.reference.errors import InvalidParameterError, NatprecError
@@ -144,7 +144,8 @@ def write_and_print(doc: dict, args, *, plots: bool) -> int:
         print()
         print(format_table(doc))
         print()
-        print("\n".join(legend_lines(doc)))
+        print("\n".join(legend_lines(doc, TERMINAL_COLUMNS)))
+        print(f"(every column — support, b*, β, Δv, backward b*, Jacobian — is in {Path(args.out) / 'report.html'} and report.json)")
         print()
         print("\n".join(claim_lines(doc)))
         print(f"\nwrote {paths['json']}, {paths['html']}" + "".join(f", {p}" for p in paths["png"]))

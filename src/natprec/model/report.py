@@ -18,11 +18,14 @@ from .info import MARGIN_BINS
 from .resolution import STEPS_PER_OCTAVE
 from .summary import summary_lines
 
-__all__ = ["table_rows", "TABLE_HEADERS", "TABLE_LEGEND", "format_table", "legend_lines", "claim_lines", "write_report", "PLOT_FILES"]
+__all__ = ["table_rows", "TABLE_HEADERS", "TABLE_LEGEND", "TERMINAL_COLUMNS", "format_table", "legend_lines", "claim_lines",
+           "write_report", "PLOT_FILES"]
 
 TABLE_HEADERS = ["site", "kind", "shape", "support", "b*", "β", "crest", "Δv(ε)", "b_H(ε)", "b*_Δ(ε)", "b*_v(ε)", "best ≤ε (bits)",
                  "bwd b*", "dual b*", "amplif.", "e_task/actual"]
 PLOT_FILES = ("precision_bars.png", "sensitivity_curves.png", "margins.png", "claim.png", "bits_vs_tolerance.png")
+#: The columns the terminal shows (about 120 characters wide); report.html and report.json have them all.
+TERMINAL_COLUMNS = ["site", "kind", "shape", "crest", "b_H(ε)", "b*_Δ(ε)", "b*_v(ε)", "best ≤ε (bits)", "dual b*", "amplif."]
 #: One line per table column (terminal and HTML); the spec IDs say where each is defined (spec/11).
 TABLE_LEGEND = {
     "site": "a weight (<module>.<param>) or the input activation of a module call (<module>:input) — DEF-SITE",
@@ -92,11 +95,11 @@ def table_rows(doc: dict) -> list[list[str]]:
     return rows
 
 
-def format_table(doc: dict) -> str:
-    """The aligned per-site table printed by ``natprec report``."""
-    rows = table_rows(doc)
-    cells = [TABLE_HEADERS] + rows
-    widths = [max(len(r[i]) for r in cells if i < len(r)) for i in range(len(TABLE_HEADERS))]
+def format_table(doc: dict, columns=None) -> str:
+    """The aligned per-site table printed by ``natprec report``: ``columns`` (default TERMINAL_COLUMNS), an error last."""
+    keep = [TABLE_HEADERS.index(c) for c in (TERMINAL_COLUMNS if columns is None else columns)]
+    cells = [[TABLE_HEADERS[i] for i in keep]] + [[r[i] for i in keep] + r[len(TABLE_HEADERS):] for r in table_rows(doc)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(keep))]
     out = []
     for n, r in enumerate(cells):
         out.append("  ".join(c.ljust(widths[i]) if i < len(widths) else c for i, c in enumerate(r)).rstrip())
@@ -112,10 +115,10 @@ def _interval(iv: dict) -> str:
     return f"ρ = {iv['rho']:.2f}{ci}"
 
 
-def legend_lines(doc: dict) -> list[str]:
-    """What every column means, then how each candidate format scales a site (terminal and HTML)."""
+def legend_lines(doc: dict, columns=TABLE_HEADERS) -> list[str]:
+    """What each of ``columns`` means, then how each candidate format scales a site (terminal and HTML)."""
     width = max(map(len, TABLE_HEADERS))
-    lines = [f"{h.ljust(width)}  {TABLE_LEGEND[h]}" for h in TABLE_HEADERS]
+    lines = [f"{h.ljust(width)}  {TABLE_LEGEND[h]}" for h in columns]
     lines += [f"{f['name'].ljust(width)}  {f.get('scaling', '')}" for f in doc["formats"]]
     return lines
 
