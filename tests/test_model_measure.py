@@ -250,7 +250,7 @@ def test_measure_and_report_files(tmp_path):
     paths = write_report(doc, tmp_path)
     assert paths["json"].is_file() and [p.name for p in paths["png"]] == list(PLOT_FILES)
     page = paths["html"].read_text()
-    assert page.count("data:image/png;base64,") == len(PLOT_FILES) and "0.weight" in page
+    assert page.count("data:image/png;base64,") == len(PLOT_FILES) + len(doc["sites"]) and "0.weight" in page
 
 
 @pytest.mark.spec("DEF-TASK-DISTORTION", "DEF-FORWARD-SENSITIVITY")

@@ -30,7 +30,8 @@ document.getElementById("f").addEventListener("load", () => {
   document.getElementById("out").textContent = JSON.stringify({
     images: imgs.length, loaded: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
     headings: Array.from(d.querySelectorAll("h2")).map(h => h.textContent),
-    rows: d.querySelectorAll("table tr").length, legend: d.querySelectorAll("dt").length});
+    rows: d.querySelectorAll("table tr").length, legend: d.querySelectorAll("dt").length,
+    links: Array.from(d.querySelectorAll("td a")).filter(a => d.getElementById(a.hash.slice(1))).length});
 });
 </script></body></html>
 """
@@ -71,11 +72,13 @@ def test_report_page_renders_with_its_images_in_a_browser(tmp_path):
     doc = _doc()
     write_report(doc, tmp_path)
     seen = _inspect(browser, tmp_path)
-    assert seen["images"] == len(PLOT_FILES) and seen["loaded"] == seen["images"]
+    images = len(PLOT_FILES) + len(doc["sites"])  # the plots, then one drill-down per site
+    assert seen["images"] == images and seen["loaded"] == images and seen["links"] == len(doc["sites"])
     assert seen["headings"][:3] == ["Bottom line", "Does information predict the precision a site needs?", "Legend"]
+    assert seen["headings"][-1] == "Each site"
     assert seen["rows"] == len(doc["sites"]) + 1 and seen["legend"] > 10
     # A broken image is seen as broken: the check can fail.
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     (tmp_path / "report.html").write_text(re.sub(r"base64,[A-Za-z0-9+/]{40}", "base64,!!!!", page, count=1), encoding="utf-8")
     broken = _inspect(browser, tmp_path)
-    assert broken["images"] == len(PLOT_FILES) and broken["loaded"] == len(PLOT_FILES) - 1
+    assert broken["images"] == images and broken["loaded"] == images - 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 from pathlib import Path
 
 import numpy as np
@@ -286,10 +287,72 @@ def _plots(doc: dict, out: Path) -> list[Path]:
     return paths
 
 
-def _html(doc: dict, pngs: list[Path]) -> str:
+def _hex(i: int) -> str:
+    """The i-th tab20 colour as #rrggbb (the margin lines' colours)."""
+    plt = require_matplotlib()
+    return "#" + "".join(f"{round(255 * c):02x}" for c in plt.cm.tab20(i % 20)[:3])
+
+
+def _site_figures(doc: dict) -> dict[str, str]:
+    """One small PNG per measured site (base64): its int curve, its resolution curve, its margins per format.
+
+    One figure is redrawn for every site (creating 75 figures costs several times more).
+    """
+    plt = require_matplotlib()
+    out = {}
+    fig, axes = plt.subplots(1, 3, figsize=(11, 2.6))
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.2, top=0.8, wspace=0.3)
+    centers = np.arange(len(MARGIN_BINS) - 1)
+    for s in doc["sites"]:
+        if s.get("error"):
+            continue
+        for ax in axes:
+            ax.cla()
+        c = sorted((int(b), v) for b, v in s["forward"]["curve"].items())
+        axes[0].plot([b for b, _ in c], [max(v, 1e-12) for _, v in c], "o-")
+        axes[0].axhline(doc["tolerance"], color="red", ls="--", lw=1)
+        axes[0].set(yscale="log", xlabel="int bits b", ylabel=f"Δ→_v(b) ({doc['distortion']})",
+                    title=f"need: b*_v = {_bits_cell(s['forward']['b_star'])}")
+        res = s.get("resolution")
+        if res:
+            r = sorted((int(k), v) for k, v in res["curve"].items())
+            axes[1].plot([2 ** (k / STEPS_PER_OCTAVE) for k, _ in r], [max(v, 1e-12) for _, v in r], "s-")
+            axes[1].axhline(doc["tolerance"], color="red", ls="--", lw=1)
+            row = res["by_tolerance"][0]
+            if row["step"] is not None:
+                axes[1].axvline(row["step"], color="grey", lw=0.8)
+            axes[1].set(xscale="log", yscale="log", xlabel="uniform step Δ", ylabel="D",
+                        title=f"resolution Δv = {_g(row['step'])}, b_H = {_g(row['entropy_bits'], '.2f')}")
+        for i, fi in enumerate(s["format_info"]):
+            axes[2].step(centers, np.asarray(fi["margin_histogram"]) + 0.5, where="mid", lw=0.8, label=fi["format"],
+                         color=plt.cm.tab20(i % 20))
+        axes[2].set(yscale="log", xlabel="margin γ bin (log-spaced, 1e-6 … 10)", ylabel="elements (sampled)",
+                    title="margins per format")
+        for ax in axes:
+            ax.minorticks_off()  # log-axis minor ticks are most of the drawing time
+        fig.suptitle(s["site"], fontsize=9)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=60)
+        out[s["site"]] = base64.b64encode(buf.getvalue()).decode()
+    plt.close(fig)
+    return out
+
+
+def _html(doc: dict, pngs: list[Path], site_pngs: dict[str, str]) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in TABLE_HEADERS)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in table_rows(doc))
+    anchor = {s["site"]: f"site-{i}" for i, s in enumerate(doc["sites"])}
+
+    def cell(i, c, r):
+        if i == 0 and r[0] in site_pngs:  # the site's name links to its drill-down
+            return f'<td><a href="#{anchor[r[0]]}">{esc(c)}</a></td>'
+        return f"<td>{esc(c)}</td>"
+    body = "".join("<tr>" + "".join(cell(i, c, r) for i, c in enumerate(r)) + "</tr>" for r in table_rows(doc))
+    drill = "".join(f'<h3 id="{anchor[name]}">{esc(name)}</h3><img alt="{esc(name)}" src="data:image/png;base64,{b64}">'
+                    for name, b64 in site_pngs.items())
+    if drill:  # the margin lines' colours, once for every site (a legend per figure doubles the drawing time)
+        swatches = " ".join(f'<span style="color:{_hex(i)}">■ {esc(f["name"])}</span>' for i, f in enumerate(doc["formats"]))
+        drill = f"<p>Per site: the int curve with ε, the uniform-step curve with Δv, the margins per format: {swatches}</p>" + drill
     imgs = "".join(f'<h2>{esc(p.stem.replace("_", " "))}</h2><img alt="{esc(p.stem)}" '
                    f'src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">' for p in pngs)
     failed = [s for s in doc["sites"] if s.get("error")]
@@ -330,12 +393,17 @@ family within ε. The claim holds to the extent that information ranks the sites
 <h2>Legend</h2>
 <dl>{legend}</dl>
 {imgs}
+{"<h2>Each site</h2>" + drill if drill else ""}
 </body></html>
 """
 
 
 def write_report(doc: dict, out_dir, *, plots: bool = True) -> dict:
-    """Write report.json, the PNG plots and report.html into ``out_dir``; returns {kind: path}."""
+    """Write report.json, the PNG plots and report.html into ``out_dir``; returns {kind: path}.
+
+    With ``plots``, the page also holds a drill-down per measured site (its int curve, its
+    resolution curve, its margins per format), linked from the site's name in the table.
+    """
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -346,5 +414,5 @@ def write_report(doc: dict, out_dir, *, plots: bool = True) -> dict:
     pngs = _plots(doc, out) if plots else []
     paths["png"] = pngs
     paths["html"] = out / "report.html"
-    paths["html"].write_text(_html(doc, pngs), encoding="utf-8")
+    paths["html"].write_text(_html(doc, pngs, _site_figures(doc) if plots else {}), encoding="utf-8")
     return paths
