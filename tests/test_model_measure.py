@@ -713,3 +713,31 @@ def test_terminal_table_shows_its_columns_and_errors():
     assert "support" not in text[0] and set(TERMINAL_COLUMNS) <= set(TABLE_HEADERS)
     assert any("ERROR NaNInputError" in line for line in text)  # a failed site keeps its error
     assert format_table(doc, TABLE_HEADERS).splitlines()[2].split()[:2] == table_rows(doc)[0][:2]
+
+
+@pytest.mark.spec("DEF-FORWARD-SENSITIVITY")
+def test_device_is_resolved_named_and_recorded():
+    from natprec.model.runner import resolve_device, to_device
+
+    assert resolve_device("CPU") == "cpu" and resolve_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
+    for bad in ("tpu", "cuda:x", "cuda:99"):
+        with pytest.raises(InvalidParameterError, match="--device") as e:
+            resolve_device(bad)
+        assert e.value.value == bad
+    b = to_device({"x": torch.ones(2), "n": 3, "t": (torch.zeros(1), [torch.ones(1)])}, "cpu")
+    assert b["n"] == 3 and isinstance(b["t"], tuple) and isinstance(b["t"][1], list) and b["x"].device.type == "cpu"
+    auto = measure(tiny(), sites="0.weight", formats="int", jacobian=False)
+    cpu = measure(tiny(), sites="0.weight", formats="int", jacobian=False, device="cpu")
+    assert cpu["device"] == "cpu"
+    if auto["device"] == "cpu":
+        assert cpu["sites"][0]["forward"] == auto["sites"][0]["forward"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.spec("DEF-FORWARD-SENSITIVITY")
+def test_cuda_runs_the_passes_and_keeps_the_reference_statistics():
+    doc = measure(tiny(), formats="int", jacobian=True, device="cuda")
+    assert doc["device"] == "cuda" and all(s["error"] is None for s in doc["sites"])
+    cpu = measure(tiny(), formats="int", jacobian=True, device="cpu")
+    weights = [(g["info"], c["info"]) for g, c in zip(doc["sites"], cpu["sites"]) if g["kind"] == "weight"]
+    assert weights and all(g == c for g, c in weights)  # the same weights, measured by the same CPU reference

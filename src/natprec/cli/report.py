@@ -13,6 +13,7 @@ from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE,
 from natprec.model.models import DEFAULT_BATCH_SIZE, load_model
 from natprec.model.quantize import DEFAULT_FORMATS, parse_formats
 from natprec.model.report import TERMINAL_COLUMNS, claim_lines, format_table, legend_lines, write_report
+from natprec.model.runner import resolve_device
 from natprec.model.sites import DEFAULT_MODULE_KINDS, MODULE_KINDS, module_types_of
 from natprec.model.summary import summary_lines
 from natprec.reference.errors import InvalidParameterError, NatprecError
@@ -83,6 +84,8 @@ def add_model_arguments(p):
     p.add_argument("--config", metavar="DIR", help="architecture directory for a .safetensors MODEL")
     p.add_argument("--fresh", action="store_true",
                    help=f"measure every site again (default: reuse the sites OUT/{CHECKPOINT_FILE} holds from the same run)")
+    p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N for the forward and backward passes "
+                   "(default: cuda when torch sees one, else cpu); quantization and statistics stay on the CPU reference")
     p.add_argument("--threads", type=int, default=_available_cores(), metavar="N",
                    help="torch CPU threads (default: the cores this process may use, %(default)s here)")
 
@@ -119,6 +122,7 @@ def load_model_from_args(args):
     if args.threads < 1:
         raise InvalidParameterError(f"--threads must be >= 1; got {args.threads}", value=args.threads)
     torch.set_num_threads(args.threads)
+    resolve_device(args.device)  # before the model loads: a missing GPU fails fast
     t0 = time.perf_counter()
     mm = load_model(args.model, calibration=args.calibration, calibration_size=args.calibration_size,
                     batch_size=args.batch_size, config_dir=args.config)
@@ -171,5 +175,6 @@ def run(args) -> int:
     doc = measure(mm, sites=args.sites, kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()), module_types=module_types,
                   formats=args.formats, tolerance=args.tolerance, backward_tolerance=args.backward_tolerance,
                   claim_tolerances=claim, full_sweep=args.full_sweep, all_formats=args.all_formats,
-                  jacobian=not args.no_jacobian, progress=progress_for(), checkpoint=checkpoint_path(args))
+                  jacobian=not args.no_jacobian, progress=progress_for(), checkpoint=checkpoint_path(args),
+                  device=args.device)
     return write_and_print(doc, args, plots=not args.no_plots)

@@ -50,5 +50,6 @@ def run(args) -> int:
     mm = load_model_from_args(args)
     doc = claim_study(mm, tolerances=tolerances, sites=args.sites, module_types=module_types,
                       kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
-                      full_sweep=args.full_sweep, progress=progress_for(), checkpoint=checkpoint_path(args))
+                      full_sweep=args.full_sweep, progress=progress_for(), checkpoint=checkpoint_path(args),
+                      device=args.device)
     return write_and_print(doc, args, plots=not args.no_plots)

@@ -24,7 +24,7 @@ from .deps import require_torch
 from .info import format_measures, tensor_measures
 from .quantize import DEFAULT_FORMATS, parse_formats
 from .resolution import UniformStep, grid_step, resolution_entropy, resolution_search, search_window, step_index_above
-from .runner import MeasuredModel, Runner
+from .runner import MeasuredModel, Runner, resolve_device, to_device
 from .sensitivity import (
     backward_sensitivity,
     dual_precision,
@@ -89,7 +89,7 @@ def _report(progress, **event):
 def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_types=None, formats=DEFAULT_FORMATS,
             tolerance: float = DEFAULT_TOLERANCE, backward_tolerance: float = DEFAULT_BACKWARD_TOLERANCE,
             claim_tolerances=(), full_sweep: bool = False, all_formats: bool = False, jacobian: bool = True,
-            progress=False, checkpoint=None) -> dict:
+            progress=False, checkpoint=None, device=None) -> dict:
     """DEF-OPERATIONAL-PRECISION-SITE — measure every selected site of ``mm``; returns the report document.
 
     ``claim_tolerances``: further ε at which b*_v(ε), Δ_v(ε) and b_H,v(ε) are measured for the
@@ -100,6 +100,8 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
     estimate from the mean time per site so far) — for logs, where a bar cannot draw.
     ``checkpoint``: a file (:class:`~natprec.model.checkpoint.SiteCheckpoint`) that keeps each finished
     site; a rerun with the same settings, model and calibration outputs reuses them.
+    ``device``: where the forward and backward passes run (:func:`~natprec.model.runner.resolve_device`; the
+    model and its batches are moved there); quantization and every statistic stay on the CPU reference tier.
     """
     torch = require_torch()
     tolerance = check_tolerance("--tolerance", tolerance)
@@ -112,6 +114,9 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
         raise InvalidParameterError("--formats: b*_v(ε) is searched over the int family; give at least one intB", value=formats)
     other = [f for f in fmts if f.int_bits is None]
     by_bits = {f.int_bits: f for f in int_fmts}
+    dev = resolve_device(device)
+    mm.model.to(dev)
+    mm.batches = [to_device(b, dev) for b in mm.batches]
     chosen = select_sites(find_sites(mm.model, kinds=kinds, module_types=module_types), sites)
     if not chosen:
         raise InvalidParameterError("the model has no sites of the selected kinds", value=kinds)
@@ -132,7 +137,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
             "natprec": __version__, "model": mm.description, "distortion": mm.distortion,
             "fingerprint": fingerprint(mm.model, runner.reference), "tolerances": list(tolerances),
             "backward_tolerance": backward_tolerance, "formats": [f.name for f in fmts], "full_sweep": full_sweep,
-            "all_formats": all_formats, "jacobian": jacobian, "loss": mm.loss_fn is not None})
+            "all_formats": all_formats, "jacobian": jacobian, "loss": mm.loss_fn is not None, "device": dev})
         reused = [s.name for s in chosen if s.name in keep.records]
         if reused:
             notes.append(f"{len(reused)} site(s) reused from {keep.path} (same settings, model and calibration outputs)")
@@ -155,7 +160,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
         records.append(rec)
         try:
             is_w = site.kind == "weight"
-            x = runner.site_tensor(site).numpy() if is_w else np.concatenate(
+            x = runner.site_tensor(site).cpu().numpy() if is_w else np.concatenate(
                 [runner.valid_rows(site, b) for b in range(len(mm.batches))])
             rec["shape"] = list(x.shape)  # activations: real positions of all batches × features
             rec["upstream_replayed"] = list(runner.skip[site.name])
@@ -251,6 +256,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
         "replay_exact": runner.replay_exact,
         "jacobian_batch": 0,
         "torch_threads": torch.get_num_threads(),
+        "device": dev,
         "max_format_elements": MAX_FORMAT_ELEMENTS,
         "notes": notes,
         "coverage": cover,

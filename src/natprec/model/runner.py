@@ -23,7 +23,7 @@ from .deps import require_torch
 from .distortion import check_distortion
 from .sites import Site
 
-__all__ = ["MeasuredModel", "Runner", "call_model"]
+__all__ = ["MeasuredModel", "Runner", "call_model", "resolve_device", "to_device"]
 
 
 @dataclass
@@ -55,6 +55,37 @@ def call_model(model, batch):
     if isinstance(batch, (tuple, list)):
         return model(*batch)
     return model(batch)
+
+
+def resolve_device(device=None) -> str:
+    """DEF-FORWARD-SENSITIVITY — where the model runs: ``None`` → "cuda" when torch sees a CUDA device, else "cpu";
+    "cpu", "cuda" or "cuda:N" as given, if torch has it (else InvalidParameterError naming ``--device``)."""
+    torch = require_torch()
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    name = str(device).strip().lower()
+    if name == "cpu":
+        return name
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name[5:]) if ":" in name else 0
+        if index >= n:
+            raise InvalidParameterError(f"--device {device}: torch sees {n} CUDA device(s)"
+                                        + ("" if n else " (a CPU build of torch, or no GPU)"), value=device)
+        return name
+    raise InvalidParameterError(f"--device must be cpu, cuda or cuda:N; got {device!r}", value=device)
+
+
+def to_device(batch, device: str):
+    """A calibration batch with its tensors on ``device`` (a Mapping, tuple/list or tensor; anything else as is)."""
+    torch = require_torch()
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
 
 
 def _first_tensor(obj):
@@ -261,6 +292,7 @@ class Runner:
             mask = self.mm.token_mask(self.mm.batches[b])
             if tuple(mask.shape) == tuple(x.shape[: mask.ndim]):
                 x = x[mask.bool()]
+        x = x.cpu()
         return x.reshape(-1, x.shape[-1]).numpy() if x.ndim else x.reshape(1, 1).numpy()
 
 

@@ -39,13 +39,14 @@ def _quantizer(runner: Runner, site: Site, fmt: SiteFormat, acc: list):
     torch = runner.torch
     if site.kind == "weight":
         w = runner.site_tensor(site)
-        wq = torch.from_numpy(fmt.quantize_dequantize(w.numpy(), per_channel=True))
+        wq = torch.from_numpy(fmt.quantize_dequantize(w.cpu().numpy(), per_channel=True)).to(w.device)
         acc[0] += float(((wq.double() - w.double()) ** 2).sum())
         acc[1] += w.numel()
         return wq
 
     def q(x):
-        xq = torch.from_numpy(fmt.quantize_dequantize(x.detach().numpy(), per_channel=False, feature_axis=site.feature_axis))
+        xq = torch.from_numpy(fmt.quantize_dequantize(x.detach().cpu().numpy(), per_channel=False,
+                                                      feature_axis=site.feature_axis)).to(x.device)
         acc[0] += float(((xq.double() - x.detach().double()) ** 2).sum())
         acc[1] += x.numel()
         return xq.to(x.dtype)
@@ -162,7 +163,7 @@ def gradients(runner: Runner) -> dict:
                         loss = runner.mm.loss_fn(out, batch).sum()
                     else:
                         g = torch.Generator().manual_seed(PROBE_SEED + b)
-                        r = torch.randn(out.shape, generator=g, dtype=out.dtype)
+                        r = torch.randn(out.shape, generator=g, dtype=out.dtype).to(out.device)  # drawn on the CPU: one r on every device
                         loss = (r * out).sum()
                     loss.backward()
             finally:
@@ -186,7 +187,7 @@ def backward_sensitivity(grads: list, fmt: SiteFormat, per_channel: bool, featur
     """
     num = den = 0.0
     for g in grads:
-        a = g.numpy().astype(np.float32)
+        a = g.cpu().numpy().astype(np.float32)
         q = fmt.quantize_dequantize(a, per_channel=per_channel, feature_axis=feature_axis)
         num += float(np.sum((q.astype(np.float64) - a) ** 2))
         den += float(np.sum(a.astype(np.float64) ** 2))
@@ -217,8 +218,8 @@ def jacobian_proxy(runner: Runner, site: Site, fmt: SiteFormat, b: int = 0) -> d
 
     batch = runner.mm.batches[b]
     z = runner.site_tensor(site, b).float()
-    zq = torch.from_numpy(fmt.quantize_dequantize(z.numpy(), per_channel=site.kind == "weight",
-                                                 feature_axis=site.feature_axis))
+    zq = torch.from_numpy(fmt.quantize_dequantize(z.cpu().numpy(), per_channel=site.kind == "weight",
+                                                 feature_axis=site.feature_axis)).to(z.device)
     if site.kind == "weight":
         pname = f"{site.module}.{site.param}" if site.module else site.param
 

@@ -12,7 +12,7 @@ DEFAULT_CLAIM_TOLERANCES = (DEFAULT_TOLERANCE, DEFAULT_TOLERANCE / 10, DEFAULT_T
 
 
 def claim_study(mm: MeasuredModel, *, tolerances=DEFAULT_CLAIM_TOLERANCES, sites=None, kinds=("weight", "input"),
-                module_types=None, full_sweep: bool = False, progress=False, checkpoint=None) -> dict:
+                module_types=None, full_sweep: bool = False, progress=False, checkpoint=None, device=None) -> dict:
     """DEF-CLAIM-TEST — the claim's test at several ε: b*_v(ε) over the int family, Δ_v(ε) and b_H,v(ε) per site.
 
     The report document of :func:`natprec.model.measure` with the int family only and no Jacobian
@@ -20,7 +20,7 @@ def claim_study(mm: MeasuredModel, *, tolerances=DEFAULT_CLAIM_TOLERANCES, sites
     """
     ts = check_tolerances("--tolerances", tolerances)
     return measure(mm, sites=sites, kinds=kinds, module_types=module_types, formats="int", tolerance=ts[0], claim_tolerances=ts[1:],
-                   full_sweep=full_sweep, jacobian=False, progress=progress, checkpoint=checkpoint)
+                   full_sweep=full_sweep, jacobian=False, progress=progress, checkpoint=checkpoint, device=device)
 
 
 #: name → (one-line description, function(mm, **options) → document).
