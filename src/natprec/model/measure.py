@@ -275,6 +275,7 @@ def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, 
     window = search_window(x)
     amax = float(np.max(np.abs(x)))
     seen: dict[int, float] = {}
+    entropy: dict[int, dict] = {}  # ε's that land on one step share its histogram
 
     def delta_at(k):
         return forward_point(runner, site, UniformStep(k))["distortion"]
@@ -287,7 +288,9 @@ def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, 
             start += math.floor(2 * (math.log2(t) - math.log2(int_curve[b])))
         k = resolution_search(delta_at, start, window, t, seen)
         row = {"tolerance": t, "b_star": b_stars[t], "step_index": k, "step": None if k is None else grid_step(k)}
-        row.update(resolution_entropy(x, k) if k is not None else
+        if k is not None and k not in entropy:
+            entropy[k] = resolution_entropy(x, k)
+        row.update(entropy[k] if k is not None else
                    {"entropy_bits": None, "entropy_bits_mm": None, "cells": None, "cells_bits": None})
         rows.append(row)
     ks = sorted(seen)

@@ -17,7 +17,7 @@ from .deps import require_matplotlib
 from .distortion import DISTORTION_UNITS
 from .info import MARGIN_BINS
 from .resolution import STEPS_PER_OCTAVE
-from .summary import summary_lines
+from .summary import resolution_row, summary_lines
 
 __all__ = ["table_rows", "TABLE_HEADERS", "TABLE_LEGEND", "TERMINAL_COLUMNS", "format_table", "legend_lines", "claim_lines",
            "write_report", "PLOT_FILES"]
@@ -77,7 +77,7 @@ def table_rows(doc: dict) -> list[list[str]]:
             _beta_cell(info),
             _g(info["crest_bits"], ".2f"),
         ]
-        res = (s.get("resolution") or {}).get("by_tolerance", [{}])[0]
+        res = resolution_row(s)
         row.append("-" if res.get("step_index") is None else f"2^({res['step_index']}/{STEPS_PER_OCTAVE})")
         row.append(_g(res.get("entropy_bits"), ".2f"))
         row.append(_g(res.get("cells_bits")))

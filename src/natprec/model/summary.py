@@ -13,7 +13,7 @@ import math
 
 from .claim import NONE_PASSES_BITS
 
-__all__ = ["FLOAT32_BITS", "SCALE_BITS", "HARDEST_LISTED", "CURVE_TOLERANCES", "summary", "summary_lines", "bits_vs_tolerance"]
+__all__ = ["resolution_row", "FLOAT32_BITS", "SCALE_BITS", "HARDEST_LISTED", "CURVE_TOLERANCES", "summary", "summary_lines", "bits_vs_tolerance"]
 
 FLOAT32_BITS = 32
 #: Bits of one per-channel / per-tensor absmax scale (float32).
@@ -32,6 +32,11 @@ def _weight_bits(site: dict, block_size: dict) -> tuple[float, str]:
     return bits, site["best_format"]
 
 
+def resolution_row(site: dict) -> dict:
+    """The site's resolution row at the report's ε ({} without one)."""
+    return (site.get("resolution") or {}).get("by_tolerance", [{}])[0]
+
+
 def summary(doc: dict) -> dict:
     """DEF-OPERATIONAL-PRECISION-SITE — the report's bottom line from its per-site records (see the module docstring)."""
     # Block formats and grouped ints count their scales in effective_bits already.
@@ -47,7 +52,6 @@ def summary(doc: dict) -> dict:
         b = s["forward"]["b_star"]
         return NONE_PASSES_BITS if b is None else b
     hardest = sorted(ok, key=lambda s: (-need(s), -(s.get("amplification") or 0.0)))[:HARDEST_LISTED]
-    res = lambda s: (s.get("resolution") or {}).get("by_tolerance", [{}])[0]  # noqa: E731 — the report's ε row
     return {
         "tolerance": doc["tolerance"],
         "failed_sites": len(doc["sites"]) - len(ok),
@@ -63,7 +67,7 @@ def summary(doc: dict) -> dict:
                                  if acts else None),
         "hardest": [{"site": s["site"], "kind": s["kind"], "b_star": s["forward"]["b_star"], "best_format": s["best_format"],
                      "crest_bits": s["info"]["crest_bits"], "amplification": s.get("amplification"),
-                     "information_bits": res(s).get("entropy_bits")} for s in hardest],
+                     "information_bits": resolution_row(s).get("entropy_bits")} for s in hardest],
         "bits_vs_tolerance": bits_vs_tolerance(doc),
         "caveat": "each site was measured alone (every other site float32); all of them quantized at once was not measured",
     }
