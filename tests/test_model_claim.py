@@ -41,7 +41,8 @@ from natprec.model.resolution import (  # noqa: E402
     search_window,
     step_index_above,
 )
-from natprec.model.studies import STUDIES, claim_study  # noqa: E402
+from natprec.studies import STUDIES  # noqa: E402
+from natprec.studies.claim import claim_study  # noqa: E402
 
 
 def tiny(batches=2):
@@ -262,7 +263,7 @@ def test_claim_study_and_cli(tmp_path, capsys, monkeypatch):
     doc = claim_study(tiny(), tolerances="1e-3,1e-4")
     assert doc["tolerances"] == [1e-3, 1e-4] and [c["tolerance"] for c in doc["claim"]] == [1e-3, 1e-4]
     assert [f["name"] for f in doc["formats"]] == [f"int{b}" for b in range(2, 9)] and "jacobian" not in doc["sites"][0]
-    assert set(STUDIES) == {"claim"}
+    assert STUDIES["claim"].run is claim_study
     import natprec.cli.report as cli_report
 
     monkeypatch.setattr(cli_report, "load_model", lambda *a, **k: tiny())
@@ -271,11 +272,12 @@ def test_claim_study_and_cli(tmp_path, capsys, monkeypatch):
     args = p.parse_args(["study", "claim", "--json", "--tolerances", "1e-2,1e-3", "--out", str(tmp_path / "o"), "--no-plots"])
     assert args.run(args) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [c["tolerance"] for c in out["claim"]] == [1e-2, 1e-3] and (tmp_path / "o" / "report.json").exists()
+    assert [c["tolerance"] for c in out["claim"]] == [1e-2, 1e-3] and (tmp_path / "o" / "claim.json").exists()
+    assert not (tmp_path / "o" / "report.html").exists()  # --no-plots
     args = p.parse_args(["study", "claim", "--tolerances", "1e-2", "--out", str(tmp_path / "t"), "--no-plots"])
     assert args.run(args) == 0
     text = capsys.readouterr().out
-    assert "natprec study: tiny" in text and "does information predict the need b*_v(ε)?" in text
+    assert "natprec study claim: tiny" in text and "does information predict the need b*_v(ε)?" in text
 
 
 @pytest.mark.spec("DEF-CLAIM-TEST")
@@ -283,7 +285,8 @@ def test_study_cli_errors(capsys):
     assert main(["study", "--list"]) == 0 and capsys.readouterr().out.startswith("claim")
     assert main(["study"]) == 2 and "name a study" in capsys.readouterr().err
     assert main(["study", "claim", "--tolerances", "1e-3,0"]) == 2 and "--tolerances must be finite and > 0" in capsys.readouterr().err
-    assert main(["study", "claim", "--tolerances", ","]) == 2 and "no tolerance" in capsys.readouterr().err
+    assert main(["study", "claim", "--tolerances", ","]) == 2 and "--tolerances: no value" in capsys.readouterr().err
+    assert main(["study", "claim", "--modules", "lstm"]) == 2 and "unknown layer kind" in capsys.readouterr().err
     assert main(["report", "--claim-tolerances", "x"]) == 2 and "not a number" in capsys.readouterr().err
 
 

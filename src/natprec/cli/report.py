@@ -98,6 +98,10 @@ def progress_for(stream=None):
 
     def log(ev):
         t = f"{ev['elapsed_s']:.0f} s"
+        if ev["phase"] == "step":  # a study's step (natprec.studies.Steps)
+            print(f"natprec: {ev['study']} [{ev['done']}/{ev['total']}] {ev['what']} ({t}, about {ev['eta_s']:.0f} s left)",
+                  file=stream, flush=True)
+            return
         if ev["phase"] != "site":
             print(f"natprec: {ev['phase']} done ({t})", file=stream, flush=True)
             return

@@ -1,55 +1,84 @@
-"""`natprec study NAME [MODEL]` — the seeds' experiments on a model (spec/11); `natprec study --list` names them."""
+"""`natprec study NAME [MODEL]` — the seeds' experiments on a model (spec/12); `natprec study --list` names them.
+
+Each sub-command is derived from its :class:`natprec.studies.Study`: the model arguments when it
+needs a model, one flag per option, ``--out``, ``--json``, ``--no-plots``.
+"""
 
 from __future__ import annotations
 
-from natprec.model.measure import check_tolerances
-from natprec.model.sites import DEFAULT_MODULE_KINDS, MODULE_KINDS, module_types_of
-from natprec.model.studies import DEFAULT_CLAIM_TOLERANCES, STUDIES, claim_study
+import inspect
+from pathlib import Path
+
+from natprec import strictjson
+from natprec.reference.errors import InputFileError
+from natprec.studies import STUDIES, parse_option
 
 from .args import UsageError
-from .report import add_model_arguments, checkpoint_path, load_model_from_args, progress_for, write_and_print
+from .render import emit_json
+from .report import SiteMeasurementError, add_model_arguments, checkpoint_path, load_model_from_args, progress_for
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers):
-    """Register the ``study`` subcommand and one sub-subcommand per study."""
+    """Register the ``study`` subcommand and one sub-subcommand per study of STUDIES."""
     p = subparsers.add_parser("study", help="run one of the seeds' experiments on a model (--list names them)",
                               description="Run a study on a torch model (default: all-MiniLM-L6-v2).")
     p.add_argument("--list", action="store_true", help="list the studies and exit")
     sub = p.add_subparsers(dest="study", metavar="NAME")
-    c = sub.add_parser("claim", help=STUDIES["claim"][0],
-                       description="Information-derived precision b_H(ε) against the measured b*_v(ε) of every site, "
-                                   "at several ε: Spearman ρ with a bootstrap interval, a scatter plot, the disagreements.")
-    add_model_arguments(c)
-    c.add_argument("--tolerances", default=",".join(f"{t:g}" for t in DEFAULT_CLAIM_TOLERANCES), metavar="LIST",
-                   help="comma-separated ε, the first is the table's (default %(default)s)")
-    c.add_argument("--sites", metavar="PATTERN", help="comma-separated glob patterns of site names (default: all)")
-    c.add_argument("--kinds", default="weight,input", metavar="LIST", help="site kinds: weight,input,output")
-    c.add_argument("--modules", default=",".join(DEFAULT_MODULE_KINDS), metavar="LIST",
-                   help=f"layer kinds measured: {', '.join(MODULE_KINDS)} (default %(default)s)")
-    c.add_argument("--full-sweep", action="store_true", help="measure every b of the int family instead of bisecting")
-    c.add_argument("--out", default="natprec-study-claim", metavar="DIR", help="output directory (default %(default)s)")
-    c.add_argument("--no-plots", action="store_true", help="no PNGs")
-    c.add_argument("--json", action="store_true", help="print the document on stdout instead of the table")
+    for st in STUDIES.values():
+        c = sub.add_parser(st.name, help=st.summary, description=f"{st.summary} ({st.spec})")
+        if st.needs_model:
+            add_model_arguments(c)
+        for opt in st.options:
+            if opt.kind == "flag":
+                c.add_argument(opt.flag, action="store_true", help=opt.help)
+            else:
+                shown = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else opt.default
+                c.add_argument(opt.flag, metavar=opt.kind.upper(), help=f"{opt.help} (default: {shown})")
+        c.add_argument("--out", default=f"natprec-study-{st.name}", metavar="DIR", help="output directory (default %(default)s)")
+        c.add_argument("--no-plots", action="store_true", help="no figures")
+        c.add_argument("--json", action="store_true", help="print the document on stdout instead of the table")
     p.set_defaults(run=run)
     return p
 
 
 def run(args) -> int:
-    """Run ``natprec study``."""
+    """Run ``natprec study``: 0 when every part was measured (a failed part raises after the results are written)."""
     if args.list:
         width = max(map(len, STUDIES))
-        for name, (desc, _) in STUDIES.items():
-            print(f"{name.ljust(width)}  {desc}")
+        for name, st in STUDIES.items():
+            print(f"{name.ljust(width)}  {st.summary}")
         return 0
     if args.study is None:
         raise UsageError("study: name a study (natprec study --list names them)")
-    tolerances = check_tolerances("--tolerances", args.tolerances)  # before the model loads
-    module_types = module_types_of(args.modules)
-    mm = load_model_from_args(args)
-    doc = claim_study(mm, tolerances=tolerances, sites=args.sites, module_types=module_types,
-                      kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
-                      full_sweep=args.full_sweep, progress=progress_for(), checkpoint=checkpoint_path(args),
-                      device=args.device)
-    return write_and_print(doc, args, plots=not args.no_plots)
+    st = STUDIES[args.study]
+    options = {o.name: (getattr(args, o.name) if o.kind == "flag" else parse_option(o, getattr(args, o.name)))
+               for o in st.options if getattr(args, o.name) not in (None, False)}  # before the model loads
+    accepts = inspect.signature(st.run).parameters
+    extra = {"progress": progress_for()}
+    if "checkpoint" in accepts:
+        extra["checkpoint"] = checkpoint_path(args)
+    if st.needs_model:
+        extra["device"] = args.device
+    doc = st.run(load_model_from_args(args) if st.needs_model else None, **options, **extra)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputFileError(f"--out {args.out}: cannot create the directory ({exc})", value=args.out) from None
+    written = [out / f"{st.name}.json"]
+    written[0].write_text(strictjson.dumps(doc, indent=1), encoding="utf-8")
+    if not args.no_plots and st.plots is not None:
+        written += st.plots(doc, out)
+    if args.json:
+        emit_json(doc, indent=1)
+    else:
+        print(f"natprec study {st.name}: {doc.get('model', '')}")
+        print("\n".join(st.lines(doc)))
+        print("\nwrote " + ", ".join(map(str, written)))
+    errors = doc.get("errors") or []
+    if errors:
+        raise SiteMeasurementError(f"{len(errors)} part(s) failed (the others are in {written[0]}): "
+                                   + "; ".join(f"{e['what']}: {e['error']}" for e in errors[:5]), value=[e["what"] for e in errors])
+    return 0

@@ -1,0 +1,13 @@
+"""DEF-STUDY — the seeds' experiments as functions on a model; ``natprec study NAME`` runs them (spec/12).
+
+:data:`STUDIES` maps each name to its :class:`Study`; the command, its flags and its output are
+derived from that entry.
+"""
+
+from .claim import CLAIM_STUDY
+from .registry import VERDICTS, Option, Steps, Study, claim_row, parse_option
+
+__all__ = ["STUDIES", "Study", "Option", "Steps", "VERDICTS", "claim_row", "parse_option"]
+
+#: Every study, by name (the order ``natprec study --list`` prints).
+STUDIES = {s.name: s for s in (CLAIM_STUDY,)}
