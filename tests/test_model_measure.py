@@ -559,11 +559,62 @@ def test_device_is_resolved_named_and_recorded():
         assert cpu["sites"][0]["forward"] == auto["sites"][0]["forward"]
 
 
+def _statistics(doc):
+    """Everything a report measures, without its timings and the name of the tier that measured it."""
+    return [{k: v for k, v in s.items() if k != "timing"} for s in doc["sites"]], doc["claim"], doc["summary"]
+
+
+@pytest.fixture(scope="module")
+def host_backend(tmp_path_factory):
+    """natprec.accelerated with its launches served by the g++ build of the kernels' scalar header."""
+    import shutil
+
+    import natprec.accelerated as acc
+
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed: cannot build accelerated/host_harness.cpp")
+    return acc.HostBackend(acc.build_host_library(tmp_path_factory.mktemp("natprec_host")))
+
+
+@pytest.mark.spec("DEF-SITE")
+def test_statistics_on_the_accelerated_tier_equal_the_reference_bit_for_bit(host_backend):
+    import natprec.accelerated as acc
+    import natprec.reference as ref
+    from natprec.model.runner import statistics_tier
+
+    assert statistics_tier("cpu") is ref
+    formats = "int,nf4,float8_e4m3fn,nf4_absmax64,uint4_g8"
+    want = measure(tiny(), formats=formats, jacobian=True, device="cpu", claim_tolerances=(1e-2,))
+    assert want["statistics_tier"] == "natprec.reference"
+    paths = set()
+
+    class Recorded:  # the accelerated tier, noting which path (device or host) each call took
+        __name__ = acc.__name__
+
+        def __getattr__(self, name):
+            def call(*args, **kw):
+                out = getattr(acc, name)(*args, **kw)
+                paths.add(acc.last_path())
+                return out
+            return call
+
+    with acc.use_backend(host_backend):
+        assert statistics_tier("cuda") is acc  # a CUDA device and a working backend: the accelerated tier
+        got = measure(tiny(), formats=formats, jacobian=True, device="cpu", tier=Recorded(), claim_tolerances=(1e-2,))
+    assert got["statistics_tier"] == "natprec.accelerated"
+    assert {"device", "host:support of float32/float64"} <= paths, paths  # codes on the device, float32 support on the host
+    assert _statistics(got) == _statistics(want)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.spec("DEF-FORWARD-SENSITIVITY")
-def test_cuda_runs_the_passes_and_keeps_the_reference_statistics():
-    doc = measure(tiny(), formats="int", jacobian=True, device="cuda")
+def test_cuda_runs_the_passes_and_the_statistics_on_the_accelerated_tier():
+    import natprec.accelerated as acc
+
+    doc = measure(tiny(), formats="int,nf4,nf4_absmax64", jacobian=True, device="cuda")
     assert doc["device"] == "cuda" and all(s["error"] is None for s in doc["sites"])
-    cpu = measure(tiny(), formats="int", jacobian=True, device="cpu")
-    weights = [(g["info"], c["info"]) for g, c in zip(doc["sites"], cpu["sites"]) if g["kind"] == "weight"]
-    assert weights and all(g == c for g, c in weights)  # the same weights, measured by the same CPU reference
+    assert doc["statistics_tier"] == ("natprec.accelerated" if acc.gpu_available()[0] else "natprec.reference")
+    cpu = measure(tiny(), formats="int,nf4,nf4_absmax64", jacobian=True, device="cpu")
+    weights = [(g["info"], c["info"], g["format_info"], c["format_info"])
+               for g, c in zip(doc["sites"], cpu["sites"]) if g["kind"] == "weight"]
+    assert weights and all(g == c and gf == cf for g, c, gf, cf in weights)  # the same weights: tiers agree bit for bit

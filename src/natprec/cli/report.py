@@ -85,7 +85,8 @@ def add_model_arguments(p):
     p.add_argument("--fresh", action="store_true",
                    help=f"measure every site again (default: reuse the sites OUT/{CHECKPOINT_FILE} holds from the same run)")
     p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N for the forward and backward passes "
-                   "(default: cuda when torch sees one, else cpu); quantization and statistics stay on the CPU reference")
+                   "(default: cuda when torch sees one, else cpu); on cuda the statistics run on the accelerated tier where "
+                   "it has a kernel (bit-identical to the CPU reference)")
     p.add_argument("--threads", type=int, default=_available_cores(), metavar="N",
                    help="torch CPU threads (default: the cores this process may use, %(default)s here)")
 

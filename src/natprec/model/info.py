@@ -7,6 +7,10 @@ GGD shape β (DEF-RD-GGD-FIT).  For each candidate format, the collision probabi
 (DEF-COLLISION-PROBABILITY) and the Voronoi margins γ (DEF-MARGIN) of the values the element
 codebook sees, with the scales computed on the full tensor, on a seeded uniform sample of
 at most ``max_elements`` elements (``measured_elements`` says how many).
+
+Support, histograms, codes and margins come from a tier (``natprec.reference`` by default,
+``natprec.accelerated`` when the report runs on a GPU; tiers agree bit for bit); logs, the GGD
+fit and δ from the reference.
 """
 
 from __future__ import annotations
@@ -15,16 +19,9 @@ import math
 
 import numpy as np
 
+import natprec.reference
 from natprec.analysis import DELTA_STD_DIVISOR
-from natprec.reference import (
-    collision_probability,
-    discretized_entropy_bits,
-    ggd,
-    natural_precision,
-    quantize,
-    realized_support,
-    voronoi_margin,
-)
+from natprec.reference import collision_probability, ggd, natural_precision
 
 from .quantize import SiteFormat
 
@@ -41,7 +38,7 @@ def _sample_index(n: int, max_elements: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(SAMPLE_SEED).choice(n, size=max_elements, replace=False))
 
 
-def tensor_measures(x: np.ndarray, *, is_weight: bool) -> dict:
+def tensor_measures(x: np.ndarray, *, is_weight: bool, tier=natprec.reference) -> dict:
     """DEF-SITE — support size, b*, H_Δ (Δ = std/256), crest and, for weights, the ML GGD shape β of all of ``x``
     (``ggd_beta_at_bound``: the fit stopped at an end of ggd.BETA_FIT_RANGE).
 
@@ -49,7 +46,7 @@ def tensor_measures(x: np.ndarray, *, is_weight: bool) -> dict:
     almost all distinct: it bounds what a lossless code needs, not what the task needs.
     """
     v = np.asarray(x, dtype=np.float32).ravel()
-    supp = realized_support(v).size
+    supp = tier.realized_support(v).size
     std = float(np.std(v.astype(np.float64)))
     amax = float(np.max(np.abs(v)))
     rec = {
@@ -57,7 +54,9 @@ def tensor_measures(x: np.ndarray, *, is_weight: bool) -> dict:
         "support": int(supp),
         "natural_precision_bits": natural_precision(support_size=supp),
         "delta": std / DELTA_STD_DIVISOR if std > 0 else None,
-        "entropy_bits": discretized_entropy_bits(v, std / DELTA_STD_DIVISOR) if std > 0 else 0.0,
+        # H_Δ as the reference's discretized_entropy_bits composes it: the tier's histogram, then its entropy.
+        "entropy_bits": tier.entropy_bits_from_counts(tier.discretized_histogram(v, std / DELTA_STD_DIVISOR).counts)
+        if std > 0 else 0.0,
         "crest_bits": math.log2(amax / std) if std > 0 else None,
         "ggd_beta": None,
     }
@@ -70,7 +69,8 @@ def tensor_measures(x: np.ndarray, *, is_weight: bool) -> dict:
 
 
 def format_measures(x: np.ndarray, fmt: SiteFormat, *, per_channel: bool, max_elements: int) -> dict:
-    """DEF-SITE — δ and γ statistics of ``fmt`` on ``x`` (2-D view, full-tensor scales, sampled elements).
+    """DEF-SITE — δ and γ statistics of ``fmt`` on ``x`` (2-D view, full-tensor scales, sampled elements; codes and
+    margins by ``fmt.tier``).
 
     Cells are (scale group, encoding) as in the reference's census (DEF-COLLISION-CENSUS): two values
     collide when they share a group and an encoding — so −0 and +0, distinct encodings of formats
@@ -86,11 +86,11 @@ def format_measures(x: np.ndarray, fmt: SiteFormat, *, per_channel: bool, max_el
         xs, y, group = xs[idx], y[idx], group[idx]
     el = fmt.codebook_format
     cb = el.codebook
-    code = quantize(y, el, saturate=True).astype(np.int64)
+    code = fmt.tier.quantize(y, el, saturate=True).astype(np.int64)
     cell = group * (1 << el.nbits) + code
     pairs, counts = np.unique(np.stack([cell.astype(np.float64), xs.astype(np.float64)]), axis=1, return_counts=True)
     delta = collision_probability(counts.astype(np.int64), pairs[0].astype(np.int64))
-    gamma = voronoi_margin(y, cb)
+    gamma = fmt.tier.voronoi_margin(y, cb)
     hist, _ = np.histogram(np.clip(gamma, 0, MARGIN_BINS[-1]), bins=MARGIN_BINS)
     return {
         "format": fmt.name,

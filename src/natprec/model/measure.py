@@ -24,7 +24,7 @@ from .deps import require_torch
 from .info import format_measures, tensor_measures
 from .quantize import DEFAULT_FORMATS, parse_formats
 from .resolution import UniformStep, grid_step, resolution_entropy, resolution_search, search_window, step_index_above
-from .runner import MeasuredModel, Runner, resolve_device, to_device
+from .runner import MeasuredModel, Runner, resolve_device, statistics_tier, to_device
 from .sensitivity import (
     backward_sensitivity,
     dual_precision,
@@ -89,7 +89,7 @@ def _report(progress, **event):
 def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_types=None, formats=DEFAULT_FORMATS,
             tolerance: float = DEFAULT_TOLERANCE, backward_tolerance: float = DEFAULT_BACKWARD_TOLERANCE,
             claim_tolerances=(), full_sweep: bool = False, all_formats: bool = False, jacobian: bool = True,
-            progress=False, checkpoint=None, device=None) -> dict:
+            progress=False, checkpoint=None, device=None, tier=None) -> dict:
     """DEF-OPERATIONAL-PRECISION-SITE — measure every selected site of ``mm``; returns the report document.
 
     ``claim_tolerances``: further ε at which b*_v(ε), Δ_v(ε) and b_H,v(ε) are measured for the
@@ -101,7 +101,11 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
     ``checkpoint``: a file (:class:`~natprec.model.checkpoint.SiteCheckpoint`) that keeps each finished
     site; a rerun with the same settings, model and calibration outputs reuses them.
     ``device``: where the forward and backward passes run (:func:`~natprec.model.runner.resolve_device`; the
-    model and its batches are moved there); quantization and every statistic stay on the CPU reference tier.
+    model and its batches are moved there).
+    ``tier``: the module that quantizes and computes the statistics (``natprec.reference`` or
+    ``natprec.accelerated``); default :func:`~natprec.model.runner.statistics_tier` of the device — the
+    accelerated tier on a GPU where it has a kernel.  The tiers agree bit for bit, so the document does too;
+    ``statistics_tier`` names the one used.
     """
     torch = require_torch()
     tolerance = check_tolerance("--tolerance", tolerance)
@@ -109,12 +113,14 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
     tolerances = (tolerance,) + tuple(t for t in (check_tolerances("--claim-tolerances", claim_tolerances)
                                                   if len(claim_tolerances) else ()) if t != tolerance)
     fmts = parse_formats(formats)
-    int_fmts = sorted((f for f in fmts if f.int_bits is not None), key=lambda f: f.int_bits)
-    if not int_fmts:
+    if not any(f.int_bits is not None for f in fmts):
         raise InvalidParameterError("--formats: b*_v(ε) is searched over the int family; give at least one intB", value=formats)
+    dev = resolve_device(device)
+    tier = statistics_tier(dev) if tier is None else tier
+    fmts = [f.on(tier) for f in fmts]
+    int_fmts = sorted((f for f in fmts if f.int_bits is not None), key=lambda f: f.int_bits)
     other = [f for f in fmts if f.int_bits is None]
     by_bits = {f.int_bits: f for f in int_fmts}
-    dev = resolve_device(device)
     mm.model.to(dev)
     mm.batches = [to_device(b, dev) for b in mm.batches]
     chosen = select_sites(find_sites(mm.model, kinds=kinds, module_types=module_types), sites)
@@ -165,7 +171,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
             rec["shape"] = list(x.shape)  # activations: real positions of all batches × features
             rec["upstream_replayed"] = list(runner.skip[site.name])
             t0 = time.perf_counter()
-            rec["info"] = tensor_measures(x, is_weight=is_w)
+            rec["info"] = tensor_measures(x, is_weight=is_w, tier=tier)
             rec["format_info"] = [format_measures(x, f, per_channel=is_w, max_elements=MAX_FORMAT_ELEMENTS) for f in fmts]
             timing["info_s"] += time.perf_counter() - t0
 
@@ -212,7 +218,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
             timing["forward_s"] += time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            rec["resolution"] = _resolution(runner, site, x, tolerances, b_stars, curve)
+            rec["resolution"] = _resolution(runner, site, x, tolerances, b_stars, curve, tier)
             timing["resolution_s"] += time.perf_counter() - t0
 
             t0 = time.perf_counter()
@@ -257,6 +263,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
         "jacobian_batch": 0,
         "torch_threads": torch.get_num_threads(),
         "device": dev,
+        "statistics_tier": tier.__name__,
         "max_format_elements": MAX_FORMAT_ELEMENTS,
         "notes": notes,
         "coverage": cover,
@@ -268,7 +275,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
     return doc
 
 
-def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, int_curve: dict) -> dict | None:
+def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, int_curve: dict, tier) -> dict | None:
     """DEF-SITE-RESOLUTION, DEF-INFORMATION-PRECISION — Δ_v(ε) and b_H,v(ε) for each ε (None: an all-zero site)."""
     if not np.any(x):
         return None
@@ -289,7 +296,7 @@ def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, 
         k = resolution_search(delta_at, start, window, t, seen)
         row = {"tolerance": t, "b_star": b_stars[t], "step_index": k, "step": None if k is None else grid_step(k)}
         if k is not None and k not in entropy:
-            entropy[k] = resolution_entropy(x, k)
+            entropy[k] = resolution_entropy(x, k, tier)
         row.update(entropy[k] if k is not None else
                    {"entropy_bits": None, "entropy_bits_mm": None, "cells": None, "cells_bits": None})
         rows.append(row)

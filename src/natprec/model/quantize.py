@@ -26,11 +26,12 @@ Activations are quantized per calibration batch tensor (dynamic per-tensor scale
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from natprec.reference import Codebook, ElementFormat, dequantize, get_format, quantize, resolve_format
+import natprec.reference
+from natprec.reference import Codebook, ElementFormat, get_format, resolve_format
 from natprec.reference.errors import InvalidParameterError, UnknownFormatError
 
 __all__ = [
@@ -115,6 +116,8 @@ class SiteFormat:
 
     ``element``: the reference element format (scaled by absmax) or ``None`` for a
     block format ``block``.  ``int_bits`` is B for the integer family, else None.
+    ``tier``: the module whose ``quantize``/``dequantize`` run the codes (``natprec.reference`` unless
+    :meth:`on` bound another tier, e.g. ``natprec.accelerated``); the scales are computed here either way.
     """
 
     name: str
@@ -124,6 +127,11 @@ class SiteFormat:
     int_bits: int | None
     group: int | None = None
     asymmetric: bool = False
+    tier: object = natprec.reference
+
+    def on(self, tier) -> SiteFormat:
+        """This format with its codes computed by ``tier`` (a module with the reference's quantize/dequantize)."""
+        return replace(self, tier=tier)
 
     @property
     def scaling(self) -> str:
@@ -225,6 +233,7 @@ class SiteFormat:
         """
         x32 = np.asarray(x, dtype=_F32)
         x2 = as_2d(x32, per_channel, feature_axis)
+        quantize, dequantize = self.tier.quantize, self.tier.dequantize
         if self.element is not None and self.asymmetric:
             s, z = self._zero_point(x2, per_channel)
             y = np.divide(x2, s, dtype=_F32).astype(np.float64) + z  # exact: a float32 plus an integer < 2^16

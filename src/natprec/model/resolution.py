@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from natprec.reference import discretized_histogram, entropy_bits_from_counts, histogram_bins, natural_precision
+import natprec.reference
+from natprec.reference import entropy_bits_from_counts, histogram_bins, natural_precision
 from natprec.reference.errors import InvalidParameterError
 
 __all__ = [
@@ -142,10 +143,11 @@ def resolution_search(evaluate, start: int, window: tuple[int, int], tolerance: 
                 k = min(ok + STEPS_PER_OCTAVE, hi) if ok is not None else max(bad - STEPS_PER_OCTAVE, lo)
 
 
-def resolution_entropy(x: np.ndarray, step_index: int) -> dict:
-    """DEF-INFORMATION-PRECISION — H (plug-in and Miller–Madow, bits/element), support and its b* of U_Δ(x)."""
+def resolution_entropy(x: np.ndarray, step_index: int, tier=natprec.reference) -> dict:
+    """DEF-INFORMATION-PRECISION — H (plug-in and Miller–Madow, bits/element), support and its b* of U_Δ(x)
+    (the histogram by ``tier``'s ``discretized_histogram``)."""
     d = grid_step(step_index)
-    h = discretized_histogram(np.asarray(x, dtype=np.float32), d, origin=-d / 2)
+    h = tier.discretized_histogram(np.asarray(x, dtype=np.float32), d, origin=-d / 2)
     return {
         "entropy_bits": entropy_bits_from_counts(h.counts),
         "entropy_bits_mm": entropy_bits_from_counts(h.counts, correction="miller-madow"),

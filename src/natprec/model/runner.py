@@ -23,7 +23,7 @@ from .deps import require_torch
 from .distortion import check_distortion
 from .sites import Site
 
-__all__ = ["MeasuredModel", "Runner", "call_model", "resolve_device", "to_device"]
+__all__ = ["MeasuredModel", "Runner", "call_model", "resolve_device", "statistics_tier", "to_device"]
 
 
 @dataclass
@@ -74,6 +74,20 @@ def resolve_device(device=None) -> str:
                                         + ("" if n else " (a CPU build of torch, or no GPU)"), value=device)
         return name
     raise InvalidParameterError(f"--device must be cpu, cuda or cuda:N; got {device!r}", value=device)
+
+
+def statistics_tier(device: str):
+    """DEF-SITE — the tier that quantizes and measures a site: ``natprec.accelerated`` when the passes run on a
+    CUDA device and that tier has a working GPU backend, else ``natprec.reference`` (the tiers agree bit for bit;
+    the accelerated tier hands to the reference what it has no kernel for)."""
+    if str(device).startswith("cuda"):
+        import natprec.accelerated
+
+        if natprec.accelerated.gpu_available()[0]:
+            return natprec.accelerated
+    import natprec.reference
+
+    return natprec.reference
 
 
 def to_device(batch, device: str):
