@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plans import ElementPlan
+from .plans import QBLOCK, ElementPlan, quantize_launch_config
 
 __all__ = [
     "KERNEL_DIR",
@@ -30,6 +30,9 @@ __all__ = [
 KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
 #: nvcc options of every kernel (the same as accelerated/compile_kernels.sh).
 NVCC_OPTIONS = ["-std=c++17", "--fmad=false", "-ftz=false", "-prec-div=true", "-prec-sqrt=true"]
+
+#: keys per pass of the support kernel (NP_SUPPORT_PASS in kernels/natprec_scalar.cuh)
+SUPPORT_PASS = 32768
 
 _OVERRIDE = [None]  # process-wide, not per thread: use_backend's backend
 _DEVICE = [None]
@@ -107,24 +110,30 @@ class CudaBackend:
             src = f"// natprec_scalar.cuh sha256 {tag}\n" + (KERNEL_DIR / f"{name}.cu").read_text()
             self.mods[name] = SourceModule(src, options=list(NVCC_OPTIONS), include_dirs=[str(KERNEL_DIR)],
                                            no_extern_c=True)
-        sig = "PqPqPIIIIIPPPqPPqPP"
-        self.fq = {}
-        for kind, name in ((0, "np_quantize_f16"), (1, "np_quantize_bf16"), (2, "np_quantize_f32")):
-            f = self.mods["quantize"].get_function(name)
-            f.prepare(sig)
-            self.fq[kind] = f
+        sig = "PqPqPIIIIIPPPqPPqPPii"
+        self.fq = {}  # (kind, with margins) -> kernel
+        for kind, name in ((0, "f16"), (1, "bf16"), (2, "f32")):
+            for with_margin, stem in ((True, "np_quantize_"), (False, "np_quantize_codes_")):
+                f = self.mods["quantize"].get_function(stem + name)
+                f.prepare(sig)
+                self.fq[kind, with_margin] = f
         self.fdeq = self.mods["dequantize"].get_function("np_dequantize_gather")
         self.fdeq.prepare("PqPP")
-        self.fsup = self.mods["support"].get_function("np_support16")
-        self.fsup.prepare("PqiiiP")
+        self.fsup = self.mods["support"].get_function("np_support16_pass")
+        self.fsup.prepare("PqiiiIP")
+        self.fsup.set_attribute(drv.function_attribute.MAX_DYNAMIC_SHARED_SIZE_BYTES, SUPPORT_PASS * 4)
+        self.fsupr = self.mods["support"].get_function("np_support16_reduce")
+        self.fsupr.prepare("PiIP")
+        self._partial = None
         self.fhb = self.mods["histogram"].get_function("np_hist_bins")
         self.fhb.prepare("PiqddPPPPPP")
         self.fhc = self.mods["histogram"].get_function("np_hist_count")
         self.fhc.prepare("PqqP")
         self.sms = drv.Context.get_device().get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
 
-    def _grid(self, n: int) -> tuple:
-        g = max(min(_cdiv(max(n, 1), self.BLOCK), self.sms * 16), _cdiv(n, 1 << 30))
+    def _grid(self, n: int, block: int = BLOCK) -> tuple:
+        """Blocks for n work items of grid-stride loops: enough to fill the device (16 per SM), no more."""
+        g = max(min(_cdiv(max(n, 1), block), self.sms * 16), _cdiv(n, 1 << 30))
         return (min(g, 2**31 - 1), 1, 1)
 
     def _up(self, a: np.ndarray):
@@ -141,14 +150,14 @@ class CudaBackend:
 
     def launch_quantize(self, kind, x_ptr, n, plan, dplan, codes_ptr=0, hist_ptr=0, margin_ptr=0, min_ptr=0):
         """One launch of the fused kernel on device pointers (0 = output not wanted)."""
-        nbins = plan.u.size + 2
-        shared = nbins * 4 if (hist_ptr and nbins <= 4096) else 0
-        self.fq[kind].prepared_call(
-            self._grid(n), (self.BLOCK, 1, 1),
+        mode, tab, shared = quantize_launch_config(plan, bool(hist_ptr))
+        vec = 4 if kind == 2 else 8  # elements per 16-byte load
+        self.fq[kind, bool(margin_ptr or min_ptr)].prepared_call(
+            self._grid(_cdiv(max(n, 1), vec), QBLOCK), (QBLOCK, 1, 1),
             int(x_ptr), n, int(dplan["u"].gpudata), plan.u.size, int(dplan["enc"].gpudata), plan.flags,
             plan.zero_code, plan.sign_code, plan.nan_code, plan.code_mask, int(codes_ptr), int(hist_ptr),
             int(dplan["mu"].gpudata), plan.mu.size, int(dplan["v"].gpudata), int(dplan["gaps"].gpudata),
-            plan.v.size, int(margin_ptr), int(min_ptr), shared_size=shared)
+            plan.v.size, int(margin_ptr), int(min_ptr), mode, tab, shared_size=shared)
 
     def quantize(self, kind, xbits, plan, *, codes=True, hist=False, margin=False, min_margin=False):
         ga = self.ga
@@ -165,8 +174,15 @@ class CudaBackend:
                 dmargin.get()[:n] if margin else None, int(dmin.get()[0]) if min_margin else None)
 
     def launch_support16(self, kind, x_ptr, n, by_value, omit_nan, counts_ptr):
-        self.fsup.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(x_ptr), n, kind, int(by_value),
-                                int(omit_nan), int(counts_ptr))
+        """counts[65536] += the key counts of n 16-bit elements: two passes of 32768 keys, then the row sums."""
+        rows = max(self.sms, _cdiv(n, 1 << 31))  # one block per SM; no block counts 2**32 elements
+        if self._partial is None or self._partial.size < rows * SUPPORT_PASS:
+            self._partial = self.ga.empty(rows * SUPPORT_PASS, np.uint32)
+        for base in (0, SUPPORT_PASS):
+            self.fsup.prepared_call((rows, 1, 1), (1024, 1, 1), int(x_ptr), n, kind, int(by_value), int(omit_nan),
+                                    base, int(self._partial.gpudata), shared_size=SUPPORT_PASS * 4)
+            self.fsupr.prepared_call((SUPPORT_PASS // 256, 1, 1), (256, 1, 1), int(self._partial.gpudata), rows,
+                                     base, int(counts_ptr))
 
     def dequantize(self, codes_u32, table):
         n = codes_u32.size

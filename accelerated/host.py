@@ -43,6 +43,8 @@ class HostBackend:
         self.lib.hh_sum3.argtypes = [d, d, d]
         self.lib.hh_sum3.restype = d
         self.lib.hh_support16.argtypes = [P, q, i, i, i, P]
+        self.lib.hh_support16_passes.argtypes = [P, q, i, i, i, i, P, P]
+        self.lib.hh_index_both.argtypes = [P, q, P, q, P, P]
         self.lib.hh_hist_bins.argtypes = [i, P, q, d, d, P, P]
 
     @staticmethod
@@ -66,10 +68,16 @@ class HostBackend:
     def dequantize(self, codes_u32, table):
         return np.asarray(table, dtype=np.float64)[codes_u32]  # a gather has no arithmetic to test
 
+    #: blocks the serial support run splits its input into (the kernel uses one per SM)
+    SUPPORT_ROWS = 3
+
     def support16(self, kind, bits, by_value, omit_nan):
+        """The support kernel's two passes and per-block rows, serially (np_support_slot, as the device)."""
         counts = np.zeros(1 << 16, np.uint64)
         b = np.ascontiguousarray(bits)
-        self.lib.hh_support16(b.ctypes.data, b.size, kind, int(by_value), int(omit_nan), counts.ctypes.data)
+        partial = np.empty(self.SUPPORT_ROWS * 32768, np.uint32)
+        self.lib.hh_support16_passes(b.ctypes.data, b.size, kind, int(by_value), int(omit_nan), self.SUPPORT_ROWS,
+                                     partial.ctypes.data, counts.ctypes.data)
         return counts
 
     def hist_bins(self, kind, xbits, origin, delta):

@@ -13,6 +13,8 @@ extern "C" {
 
 // Kernel np_quantize_* for one input kind, serially: codes, cell histogram, margins.
 // x: raw bits (uint16 for 16-bit kinds, uint32 for float32).  Nullable outputs as the kernel.
+// Every element goes through np_quantize_element with the tables the kernel builds: the
+// +Inf-padded compare-count table when there are at most NP_CC thresholds.
 void hh_quantize(int kind, const void* x, np_i64 n, const float* u, np_i64 nu, const uint16_t* enc,
                  uint32_t flags, uint32_t zero_code, uint32_t sign_code, uint32_t nan_code,
                  uint32_t code_mask, uint16_t* codes, np_u64* hist, const float* mu, np_i64 nmu,
@@ -23,21 +25,56 @@ void hh_quantize(int kind, const void* x, np_i64 n, const float* u, np_i64 nu, c
   r.sign_code = sign_code;
   r.nan_code = nan_code;
   r.code_mask = code_mask;
+  float s_pad[NP_CC], s_mpad[NP_CC];
+  np_pad_thresholds(u, nu, s_pad);
+  np_pad_thresholds(mu, nmu, s_mpad);
+  const bool split_mu = mu != u;
+  const float* pad = nu <= NP_CC ? s_pad : nullptr;
+  const float* mpad = split_mu ? (nmu <= NP_CC ? s_mpad : nullptr) : pad;
+  const bool want_margin = margin != nullptr || min_key != nullptr;
   for (np_i64 i = 0; i < n; ++i) {
     const uint32_t b = (kind == NP_F32) ? ((const uint32_t*)x)[i] : (uint32_t)((const uint16_t*)x)[i];
-    const bool nan = np_is_nan_bits(kind, b);
-    const float xf = np_to_f32(kind, b);
-    const np_i64 idx = np_search_left<float>(u, nu, xf);
-    if (codes) codes[i] = (uint16_t)np_element_code(idx, np_sign_bit(kind, b), nan, enc, r);
-    if (hist) hist[nan ? nu + 1 : idx] += 1ull;
-    if (margin || min_key) {
-      const np_i64 midx = (mu == u) ? idx : np_search_left<float>(mu, nmu, xf);
-      const double g = np_margin((double)xf, nan ? 0 : midx, v, gaps, k);
-      if (margin) margin[i] = g;
-      if (min_key && !nan) {
-        const np_u64 key = np_margin_min_key(g);
-        if (key < *min_key) *min_key = key;
+    const np_qelem e = np_quantize_element(kind, b, u, nu, pad, enc, r, split_mu ? mu : u, nmu, mpad, v, gaps, k,
+                                           want_margin);
+    if (codes) codes[i] = (uint16_t)e.code;
+    if (hist) hist[e.bin] += 1ull;
+    if (margin) margin[i] = e.margin;
+    if (min_key && !e.nan) {
+      const np_u64 key = np_margin_min_key(e.margin);
+      if (key < *min_key) *min_key = key;
+    }
+  }
+}
+
+// The same loop with the binary search forced (pad = null) for tables of any size: the
+// compare-count and the search must agree (tests/test_accelerated_host.py).
+void hh_index_both(const float* u, np_i64 nu, const float* x, np_i64 n, np_i64* by_count, np_i64* by_search) {
+  float pad[NP_CC];
+  np_pad_thresholds(u, nu, pad);
+  for (np_i64 i = 0; i < n; ++i) {
+    by_count[i] = np_quantize_index(u, nu, pad, x[i]);
+    by_search[i] = np_quantize_index(u, nu, nullptr, x[i]);
+  }
+}
+
+// The support kernel's two passes, serially, with `nblocks` per-block partial counts (uint32)
+// summed into counts[65536] as np_support16_pass + np_support16_reduce do.
+void hh_support16_passes(const uint16_t* x, np_i64 n, int kind, int by_value, int omit_nan, int nblocks,
+                         uint32_t* partial, np_u64* counts) {
+  for (uint32_t base = 0; base < 65536u; base += NP_SUPPORT_PASS) {
+    for (np_i64 w = 0; w < (np_i64)nblocks * NP_SUPPORT_PASS; ++w) partial[w] = 0u;
+    const np_i64 per = (n + nblocks - 1) / nblocks;
+    for (int blk = 0; blk < nblocks; ++blk) {
+      const np_i64 lo = (np_i64)blk * per, hi = lo + per < n ? lo + per : n;
+      for (np_i64 i = lo; i < hi; ++i) {
+        const uint32_t s = np_support_slot(kind, x[i], by_value != 0, omit_nan != 0, base);
+        if (s != NP_NO_SLOT) partial[(np_i64)blk * NP_SUPPORT_PASS + s] += 1u;
       }
+    }
+    for (uint32_t s = 0; s < NP_SUPPORT_PASS; ++s) {
+      np_u64 t = 0;
+      for (int blk = 0; blk < nblocks; ++blk) t += partial[(np_i64)blk * NP_SUPPORT_PASS + s];
+      counts[base + s] += t;
     }
   }
 }

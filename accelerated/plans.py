@@ -15,7 +15,7 @@ import numpy as np
 import natprec.reference as ref
 from natprec.reference.codebook import exact_gaps
 
-__all__ = ["KIND", "ElementPlan", "element_plan", "device_ok", "bits_of"]
+__all__ = ["KIND", "ElementPlan", "element_plan", "device_ok", "bits_of", "QBLOCK", "quantize_launch_config"]
 
 #: input dtypes with kernels -> the `kind` argument of the kernels (NP_F16, NP_BF16, NP_F32)
 KIND = {np.dtype(np.float16): 0, np.dtype(ml_dtypes.bfloat16): 1, np.dtype(np.float32): 2}
@@ -69,3 +69,32 @@ def device_ok(f: ref.ElementFormat) -> bool:
 def bits_of(arr: np.ndarray) -> np.ndarray:
     """The raw bits of a float array, flattened (the kernels classify NaN, sign and value from them)."""
     return np.ascontiguousarray(arr).reshape(-1).view(np.dtype(f"u{arr.dtype.itemsize}"))
+
+
+#: threads per block of the fused kernel (NP_QBLOCK in kernels/quantize.cu)
+QBLOCK = 256
+_CC, _TAB_SHARED, _HIST_THREAD_MAX, _HIST_WARP_MAX = 16, 2048, 32, 512  # the constants of quantize.cu
+SHARED_LIMIT = 48 * 1024  # dynamic + static shared memory of one block, without opting in to more
+
+
+def quantize_launch_config(plan: ElementPlan, hist: bool) -> tuple[int, int, int]:
+    """(hist_mode, tab_shared, dynamic shared bytes) of the fused kernel, as quantize.cu lays its shared memory out.
+
+    hist_mode: 0 none, 1 per-thread counters (nbins <= 32), 2 per-warp counters (nbins <= 512),
+    3 global atomics.  tab_shared: thresholds and encodings copied into shared memory
+    (at most 2048 thresholds).  Layout: [counters][u][mu when it differs from u][enc].
+    """
+    nu, nmu = int(plan.u.size), int(plan.mu.size)
+    nbins = nu + 2
+    if not hist:
+        mode, words = 0, 0
+    elif nbins <= _HIST_THREAD_MAX:
+        mode, words = 1, nbins * QBLOCK
+    elif nbins <= _HIST_WARP_MAX:
+        mode, words = 2, nbins * (QBLOCK // 32)
+    else:
+        mode, words = 3, 0
+    split = plan.mu is not plan.u
+    tab = int(nu <= _TAB_SHARED and nmu <= _TAB_SHARED)
+    nbytes = 4 * words + (4 * nu + (4 * nmu if split else 0) + 2 * (nu + 1) if tab else 0)
+    return mode, tab, nbytes

@@ -267,3 +267,64 @@ def test_bad_input_raises_before_any_launch(fn, args, kw):
     with pytest.raises(type(want.value)) as got:
         getattr(acc, fn)(*args, **kw)
     assert type(got.value) is type(want.value)
+
+
+@pytest.mark.spec("DEF-QUANTIZE")
+@given(u=st.lists(st.floats(allow_nan=False, width=32), min_size=0, max_size=16),
+       xs=st.lists(st.floats(width=32), min_size=1, max_size=40))
+def test_compare_count_is_the_search(host, u, xs):
+    # Issue 12: the kernels' branchless compare-count over the +Inf-padded table (<= 16 thresholds)
+    # and the binary search give one index for every x: each threshold, its float32 neighbours,
+    # ±0, ±Inf and NaN included.
+    uu = np.sort(np.array(u, np.float32))
+    with np.errstate(over="ignore"):  # nextafter of the largest finite float32 is ±Inf
+        near = [np.nextafter(uu, np.float32(np.inf)), np.nextafter(uu, np.float32(-np.inf)), uu]
+    x = np.concatenate([np.array(xs, np.float32), *near, np.array([0.0, -0.0, np.inf, -np.inf, np.nan], np.float32)])
+    by_count = np.empty(x.size, np.int64)
+    by_search = np.empty(x.size, np.int64)
+    host.lib.hh_index_both(uu.ctypes.data if uu.size else None, uu.size, x.ctypes.data, x.size,
+                           by_count.ctypes.data, by_search.ctypes.data)
+    _same(by_count, by_search, "compare-count vs search")
+    ok = ~np.isnan(x)
+    _same(by_count[ok], np.searchsorted(uu, x[ok], side="left").astype(np.int64), "vs numpy")
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7])
+def test_support_rows_sum_to_the_reference(host, rows, monkeypatch):
+    # The support kernel's per-block rows, whatever the number of blocks (the device uses one per SM).
+    monkeypatch.setattr(host, "SUPPORT_ROWS", rows)
+    x = np.concatenate([all16(np.dtype(np.float16)), all16(np.dtype(np.float16))[::3]])
+    with acc.use_backend(host):
+        _same(acc.realized_support(x, nan_policy="omit"), ref.realized_support(x, nan_policy="omit"), f"rows={rows}")
+
+
+def test_quantize_launch_config_fits_shared_memory():
+    # Every element format the kernels take, every tie, saturating or not, every input kind: the fused
+    # kernel's shared memory stays within 48 KiB (with its 128 static bytes), and the privatized
+    # histogram mode follows the bin count.
+    from natprec.accelerated.plans import QBLOCK, SHARED_LIMIT, device_ok, quantize_launch_config
+
+    seen = set()
+    for name in ref.FORMAT_NAMES:
+        f = get_format(name)
+        if not isinstance(f, ref.ElementFormat) or not device_ok(f):
+            continue
+        for dt in (np.float16, BF16, np.float32):
+            for tie in ref.TIE_RULES:
+                for sat in (True, False):
+                    if not sat and f.extended is None:
+                        continue
+                    try:
+                        plan = acc.element_plan(ref.prepare_quantize(np.zeros(0, dt), f, tie=tie, saturate=sat))
+                    except ref.errors.NatprecError:
+                        continue
+                    for hist in (False, True):
+                        mode, tab, nbytes = quantize_launch_config(plan, hist)
+                        assert nbytes + 128 <= SHARED_LIMIT, (name, nbytes)
+                        nbins = plan.u.size + 2
+                        want = 0 if not hist else 1 if nbins <= 32 else 2 if nbins <= 512 else 3
+                        assert mode == want
+                        if mode == 1:
+                            assert nbytes >= 4 * nbins * QBLOCK
+                        seen.add(mode)
+    assert seen == {0, 1, 2, 3}

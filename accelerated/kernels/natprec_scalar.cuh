@@ -153,6 +153,39 @@ NP_HD np_i64 np_search_left(const T* u, np_i64 n, T x) {
   return lo;
 }
 
+// The same index by a branchless compare-count (issue 12): for ascending, NaN-free u,
+// searchsorted(u, x, 'left') = #{j : u[j] < x}.  Tables of at most NP_CC thresholds are
+// padded with +Inf to NP_CC entries (+Inf < x is never true), so every element does the
+// same NP_CC comparisons with no branch and no dependent load.  The kernels keep the padded
+// table in shared memory; the host harness pads it with the same function.
+#define NP_CC 16
+
+#if defined(__CUDACC__)
+#define NP_UNROLL _Pragma("unroll")
+#else
+#define NP_UNROLL
+#endif
+
+NP_HD void np_pad_thresholds(const float* u, np_i64 nu, float* pad) {
+  const float inf = np_f32_from_bits(0x7f800000u);
+  for (int j = 0; j < NP_CC; ++j) pad[j] = (j < nu) ? u[j] : inf;
+}
+
+NP_HD np_i64 np_count_less(const float* pad, float x) {
+  int c = 0;
+  NP_UNROLL
+  for (int j = 0; j < NP_CC; ++j) c += (pad[j] < x) ? 1 : 0;
+  return (np_i64)c;
+}
+
+// The kernels' index of one element: compare-count when a padded table is given (nu <= NP_CC),
+// else the binary search.  NaN -> nu, as np_search_left.
+NP_HD np_i64 np_quantize_index(const float* u, np_i64 nu, const float* pad, float x) {
+  if (x != x) return nu;
+  if (pad) return np_count_less(pad, x);
+  return np_search_left<float>(u, nu, x);
+}
+
 // DEF-FORMAT-ELEMENT: the encoding of one element, given its codebook index.
 //   enc[idx]                     (encodings already cast to the format's code dtype)
 //   | sign  if signed zero, the input's sign bit is set and the code is the zero code
@@ -267,6 +300,35 @@ NP_HD double np_margin(double x, np_i64 idx, const double* v, const double* gaps
   return g;
 }
 
+// One element of the fused element-format kernel (quantize.cu), as the kernels and the host
+// harness both run it: code, histogram bin (cells, NaN last) and, when wanted, the margin.
+// u/pad: quantizing thresholds (pad non-null iff nu <= NP_CC); mu/mpad: the base codebook's
+// thresholds for margins (mu == u when the quantizing codebook is the base one).
+struct np_qelem {
+  uint32_t code;
+  uint32_t bin;
+  bool nan;
+  double margin;
+};
+
+NP_HD np_qelem np_quantize_element(int kind, uint32_t b, const float* u, np_i64 nu, const float* pad,
+                                   const uint16_t* enc, np_code_rule r, const float* mu, np_i64 nmu,
+                                   const float* mpad, const double* v, const double* gaps, np_i64 k,
+                                   bool want_margin) {
+  np_qelem e;
+  e.nan = np_is_nan_bits(kind, b);
+  const float xf = np_to_f32(kind, b);
+  const np_i64 idx = np_quantize_index(u, nu, pad, xf);
+  e.code = np_element_code(idx, np_sign_bit(kind, b), e.nan, enc, r);
+  e.bin = e.nan ? (uint32_t)(nu + 1) : (uint32_t)idx;
+  e.margin = 0.0;
+  if (want_margin) {
+    const np_i64 midx = (mu == u) ? idx : np_quantize_index(mu, nmu, mpad, xf);
+    e.margin = np_margin((double)xf, e.nan ? 0 : midx, v, gaps, k);
+  }
+  return e;
+}
+
 // Order-preserving key of a non-negative, non-NaN margin (for an atomicMin on uint64):
 // −0.0 and +0.0 share the key of +0.0.
 NP_HD np_u64 np_margin_min_key(double g) {
@@ -295,6 +357,19 @@ NP_HD uint32_t np_support_key16(int kind, uint32_t bits, bool by_value) {
     key = qnan | 0x8000u;
   }
   return key;
+}
+
+// The support kernel's pass structure (issue 12): 65536 keys in two passes of 32768, each
+// counted in one block's shared memory.  The slot of an element in pass `base` (0 or 32768),
+// or NP_NO_SLOT when it belongs to the other pass or is an omitted NaN.
+#define NP_SUPPORT_PASS 32768u
+#define NP_NO_SLOT 0xffffffffu
+
+NP_HD uint32_t np_support_slot(int kind, uint32_t bits, bool by_value, bool omit_nan, uint32_t base) {
+  if (omit_nan && np_is_nan_bits(kind, bits)) return NP_NO_SLOT;
+  const uint32_t key = np_support_key16(kind, bits, by_value);
+  const uint32_t s = key - base;  // unsigned: keys below base wrap to large values
+  return s < NP_SUPPORT_PASS ? s : NP_NO_SLOT;
 }
 
 // ---------------------------------------------------------------------------------------
