@@ -1,34 +1,54 @@
-"""Accelerated-tier speed on the GPU (skipped without one), with device-resident data.
+"""Benchmarks between tiers: the same operation on the reference (CPU), the accelerated tier (GPU)
+and a torch GPU baseline, in groups; the GPU rows are skipped without a GPU.
 
-Run by accelerated/run_gpu.sh: ``python -m pytest -q -s bench/bench_accelerated.py``; results
-go to ``$NATPREC_BENCH_OUT/bench_accelerated.json`` (when set) and to stdout.
+Run by accelerated/run_gpu.sh: ``python -m pytest -q -s bench/bench_accelerated.py``.  Results go
+to ``$NATPREC_BENCH_OUT/bench_accelerated.json`` (when set) and stdout; ``bench/results_table.py``
+turns that JSON into the table of accelerated/RESULTS.md.
 
-* device-to-device copy of 2**28 float32 (the memory-bandwidth ceiling);
-* the fused element kernel (NF4 codes + cell histogram + min margin) on 2**28 float32,
-  and codes only;
-* baseline: torch.bucketize + torch.bincount on the same tensor (same thresholds);
-* support of 2**28 float16: the 65536-bin kernel vs torch.unique(return_counts=True).
-Times are the minimum of REPEAT runs, CUDA events around each launch.
+Groups (float32 input unless said):
+* ``copy``        device-to-device copy of 2**28 float32: the memory ceiling of this run;
+* ``nf4_fused``   NF4 codes + cell histogram + min margin (reference: quantize, bincount of the
+                  indices, min_voronoi_margin; torch: bucketize + bincount, no margin);
+* ``nf4_codes``   NF4 codes only (torch: bucketize + a gather of the encodings);
+* ``support16``   support of float16 with counts (torch: unique(return_counts=True)).
+GPU times: the minimum of REPEAT runs, CUDA events around each, on 2**28 device-resident
+elements.  Reference times: the minimum of 3 runs with perf_counter on 2**22 elements (the
+reference is single-threaded NumPy; per-element rates are compared, said in the table).
+No timed asserts: only sanity checks that the GPU rows computed the same thing as the baseline.
 """
 
 import json
 import os
+import platform
+import subprocess
+import time
 
 import numpy as np
 import pytest
 
 import natprec.accelerated as acc
+import natprec.reference as ref
 from natprec.reference import prepare_quantize
 
 _OK, _WHY = acc.gpu_available()
-pytestmark = pytest.mark.skipif(not _OK or acc.backend_override() is not None, reason=f"no GPU: {_WHY}")
+_GPU = _OK and acc.backend_override() is None
+gpu = pytest.mark.skipif(not _GPU, reason=f"no GPU: {_WHY}")
 
 N = 1 << 28
+N_REF = 1 << 22
 REPEAT = 10
-RESULTS = {}
+RESULTS = []
 
 
-def _time(fn, drv, repeat=REPEAT):
+def _record(group, tier, n, seconds, nbytes=None, note=""):
+    r = {"group": group, "tier": tier, "n": n, "seconds": seconds, "ns_per_element": seconds / n * 1e9, "note": note}
+    if nbytes:
+        r["GB_per_s"] = nbytes / seconds / 1e9
+    RESULTS.append(r)
+    print(f"{group:10s} {tier:12s} n={n}: {seconds * 1e3:.3f} ms" + (f", {r['GB_per_s']:.1f} GB/s" if nbytes else ""))
+
+
+def _time_gpu(fn, drv, repeat=REPEAT):
     fn()  # warm-up
     best = float("inf")
     for _ in range(repeat):
@@ -41,56 +61,96 @@ def _time(fn, drv, repeat=REPEAT):
     return best
 
 
+def _time_cpu(fn, repeat=3):
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 @pytest.fixture(scope="module")
 def dev():
-    be = acc.current_backend()
     import torch
 
+    be = acc.current_backend()
     return be, be.drv, be.ga, torch
 
 
-def _record(name, seconds, nbytes=None, **extra):
-    r = {"seconds": seconds, **extra}
-    if nbytes:
-        r["GB_per_s"] = nbytes / seconds / 1e9
-    RESULTS[name] = r
-    print(f"{name}: {seconds * 1e3:.3f} ms" + (f", {r['GB_per_s']:.1f} GB/s" if nbytes else ""))
+@pytest.fixture(scope="module")
+def x_ref():
+    return np.random.default_rng(0).standard_normal(N_REF).astype(np.float32)
 
 
-def test_bench_d2d_copy(dev):
+# --- reference (CPU): always runs --------------------------------------------------------------
+
+
+def test_reference_nf4_fused(x_ref):
+    def run():
+        ref.quantize(x_ref, "nf4")
+        np.bincount(ref.nearest_index(x_ref, ref.get_format("nf4").codebook, "even").astype(np.int64), minlength=16)
+        ref.min_voronoi_margin(x_ref, "nf4")
+
+    _record("nf4_fused", "reference", N_REF, _time_cpu(run), N_REF * 6)
+
+
+def test_reference_nf4_codes(x_ref):
+    _record("nf4_codes", "reference", N_REF, _time_cpu(lambda: ref.quantize(x_ref, "nf4")), N_REF * 6)
+
+
+def test_reference_support16(x_ref):
+    x16 = x_ref.astype(np.float16)
+    _record("support16", "reference", N_REF, _time_cpu(lambda: ref.realized_support(x16)), N_REF * 2)
+
+
+# --- GPU: the accelerated tier and the torch baseline -------------------------------------------
+
+
+@gpu
+def test_gpu_copy(dev):
     be, drv, ga, _ = dev
     src = ga.empty(N, np.float32)
     dst = ga.empty(N, np.float32)
-    t = _time(lambda: drv.memcpy_dtod(dst.gpudata, src.gpudata, N * 4), drv)
-    _record("d2d_copy_2^28_f32", t, nbytes=2 * N * 4)
+    _record("copy", "device copy", N, _time_gpu(lambda: drv.memcpy_dtod(dst.gpudata, src.gpudata, N * 4), drv), 2 * N * 4)
 
 
-def test_bench_fused_quantize_vs_torch(dev):
+@gpu
+def test_gpu_nf4(dev):
     be, drv, ga, torch = dev
-    plan = acc.element_plan(prepare_quantize(np.zeros(0, np.float32), "nf4"))  # kernel parameters: NF4, ties even, float32
+    plan = acc.element_plan(prepare_quantize(np.zeros(0, np.float32), "nf4"))  # NF4, ties even, float32
     dplan = be.device_plan(plan)
     xt = torch.randn(N, device="cuda", dtype=torch.float32)
     codes = ga.empty(N, np.uint16)
     hist = ga.zeros(plan.u.size + 2, np.uint64)
     mn = ga.to_gpu(np.array([np.iinfo(np.uint64).max], np.uint64))
     xp = xt.data_ptr()
-    t_fused = _time(lambda: be.launch_quantize(2, xp, N, plan, dplan, codes.gpudata, hist.gpudata, 0, mn.gpudata), drv)
-    _record("fused_nf4_codes_hist_minmargin_2^28_f32", t_fused, nbytes=N * 4 + N * 2)
-    t_codes = _time(lambda: be.launch_quantize(2, xp, N, plan, dplan, codes.gpudata), drv)
-    _record("nf4_codes_only_2^28_f32", t_codes, nbytes=N * 4 + N * 2)
-    # Baseline: torch.bucketize (right=False == searchsorted 'left') + bincount, same thresholds.
+    t = _time_gpu(lambda: be.launch_quantize(2, xp, N, plan, dplan, codes.gpudata, hist.gpudata, 0, mn.gpudata), drv)
+    _record("nf4_fused", "accelerated", N, t, N * 6)
+    t = _time_gpu(lambda: be.launch_quantize(2, xp, N, plan, dplan, codes.gpudata), drv)
+    _record("nf4_codes", "accelerated", N, t, N * 6)
     bt = torch.from_numpy(plan.u.copy()).cuda()
-    t_torch = _time(lambda: torch.bincount(torch.bucketize(xt, bt), minlength=plan.u.size + 1), drv)
-    _record("torch_bucketize_bincount_2^28_f32", t_torch, nbytes=N * 4)
-    RESULTS["fused_vs_torch_ratio"] = t_fused / t_torch
-    # Same decisions as torch on this sample (a cross-check, not the conformance test).
-    idx = torch.bucketize(xt[: 1 << 20], bt).cpu().numpy()
-    be.launch_quantize(2, xp, 1 << 20, plan, dplan, codes.gpudata)
+    enc = torch.from_numpy(plan.enc.astype(np.int16)).cuda()
+    t = _time_gpu(lambda: torch.bincount(torch.bucketize(xt, bt), minlength=plan.u.size + 1), drv)
+    _record("nf4_fused", "torch", N, t, N * 4, note="bucketize + bincount (no margin)")
+    t = _time_gpu(lambda: enc[torch.bucketize(xt, bt)], drv)
+    _record("nf4_codes", "torch", N, t, N * 6, note="bucketize + gather")
+    # The same decisions as torch on a prefix (a cross-check, not the conformance test).
+    m = 1 << 20
+    idx = torch.bucketize(xt[:m], bt).cpu().numpy()
+    be.launch_quantize(2, xp, m, plan, dplan, codes.gpudata)
     drv.Context.synchronize()
-    assert np.array_equal(codes.get()[: 1 << 20], plan.enc[idx].astype(np.uint16))
+    assert np.array_equal(codes.get()[:m], plan.enc[idx].astype(np.uint16))
+    h = hist.get()
+    hist.fill(0)
+    be.launch_quantize(2, xp, N, plan, dplan, 0, hist.gpudata)
+    drv.Context.synchronize()
+    tb = torch.bincount(torch.bucketize(xt, bt), minlength=plan.u.size + 1).cpu().numpy()
+    assert np.array_equal(hist.get()[: plan.u.size + 1], tb.astype(np.uint64)) and h.sum() > 0
 
 
-def test_bench_support16_vs_torch_unique(dev):
+@gpu
+def test_gpu_support16(dev):
     be, drv, ga, torch = dev
     xt = torch.randn(N, device="cuda", dtype=torch.float16)
     counts = ga.zeros(1 << 16, np.uint64)
@@ -99,22 +159,44 @@ def test_bench_support16_vs_torch_unique(dev):
         drv.memset_d8(counts.gpudata, 0, (1 << 16) * 8)
         be.launch_support16(0, xt.data_ptr(), N, True, False, counts.gpudata)
 
-    t_ours = _time(ours, drv)
-    _record("support16_2^28_f16", t_ours, nbytes=N * 2)
-    t_torch = _time(lambda: torch.unique(xt, return_counts=True), drv, repeat=3)
-    _record("torch_unique_2^28_f16", t_torch, nbytes=N * 2)
-    RESULTS["support_vs_torch_unique_ratio"] = t_ours / t_torch
+    _record("support16", "accelerated", N, _time_gpu(ours, drv), N * 2)
+    _record("support16", "torch", N, _time_gpu(lambda: torch.unique(xt, return_counts=True), drv, repeat=3), N * 2,
+            note="unique(return_counts=True)")
     ours()
     drv.Context.synchronize()
-    # torch.unique merges −0.0 and +0.0 (==), as support by value does.
-    assert int(np.count_nonzero(counts.get())) == int(torch.unique(xt).numel())
+    vals, cnt = torch.unique(xt, return_counts=True)  # merges −0.0 and +0.0 (==), as support by value does
+    c = counts.get()
+    assert int(np.count_nonzero(c)) == int(vals.numel()) and int(c.sum()) == int(cnt.sum())
+
+
+def _versions():
+    v = {"python": platform.python_version(), "numpy": np.__version__}
+    try:
+        import torch
+
+        v["torch"] = torch.__version__
+        v["torch_cuda"] = torch.version.cuda
+    except Exception:
+        pass
+    try:
+        import pycuda.driver as drv
+
+        v["pycuda_cuda_version"] = ".".join(map(str, drv.get_version()))
+        v["driver_version"] = drv.get_driver_version()
+    except Exception:
+        pass
+    try:
+        v["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except Exception:
+        pass
+    return v
 
 
 def teardown_module(module):
     out = os.environ.get("NATPREC_BENCH_OUT")
     if out and RESULTS:
-        import natprec.accelerated as a
-
-        RESULTS["device"] = a.gpu_available()[1]
+        doc = {"device": acc.gpu_available()[1] if _GPU else f"no GPU ({_WHY})", "cpu": platform.processor(),
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "versions": _versions(),
+               "n_gpu": N, "n_reference": N_REF, "results": RESULTS}
         with open(os.path.join(out, "bench_accelerated.json"), "w") as fh:
-            json.dump(RESULTS, fh, indent=2)
+            json.dump(doc, fh, indent=2)

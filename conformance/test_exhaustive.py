@@ -6,7 +6,9 @@
   min margin;
 * every 16-bit pattern for the support functions and for discretized histograms;
 * with NATPREC_EXHAUSTIVE_FP32=1: all 2**32 float32 patterns for the NF4, FP4 (E2M1) and
-  bitsandbytes FP4 decision rules, in chunks (NATPREC_EXHAUSTIVE_TIES, default "even").
+  bitsandbytes FP4 decision rules, in chunks (NATPREC_EXHAUSTIVE_TIES, default "even"); on the
+  accelerated tier with a GPU the check runs on the device against an independent float64
+  oracle (accelerated/sweep.py), elsewhere against the reference on the host.
 The accelerated tier is a candidate when a GPU is usable; accelerated/run_gpu.sh runs this file.
 """
 
@@ -77,6 +79,21 @@ _TIES = [t for t in os.environ.get("NATPREC_EXHAUSTIVE_TIES", "even").split(",")
 CHUNK = 1 << 26
 
 
+def _device_sweep(tier):
+    """The accelerated tier on a real GPU with torch CUDA: the sweep checks on the device (accelerated/sweep.py)."""
+    if tier.name != "accelerated":
+        return None
+    try:
+        import torch
+
+        from natprec.accelerated.device import CudaBackend, current_backend
+    except Exception:
+        return None
+    if not torch.cuda.is_available() or not isinstance(current_backend(), CudaBackend):
+        return None
+    return torch
+
+
 @pytest.mark.skipif(not _FP32, reason="set NATPREC_EXHAUSTIVE_FP32=1 for all 2**32 float32 patterns")
 @pytest.mark.spec("DEF-QUANTIZE", "DEF-FORMAT-ELEMENT")
 @pytest.mark.tier_functions("quantize")
@@ -84,6 +101,27 @@ CHUNK = 1 << 26
 @pytest.mark.parametrize("fmt", ["nf4", "float4_e2m1fn", "fp4_bnb"])
 def test_all_float32_patterns(tier, fmt, tie):
     f = get_format(fmt)
+    torch = _device_sweep(tier)
+    if torch is not None:
+        # On the device: the element kernel against an independent float64 bucketize on exact
+        # midpoints with the tie rule written out again (accelerated/sweep.py; the oracle is
+        # checked against the reference in tests/test_accelerated_sweep.py and here on a sample).
+        from natprec.accelerated.sweep import device_codes_fn, oracle_codes, oracle_table, sweep_float32
+
+        table = oracle_table(f, tie)
+        if table is None:  # 'even' undefined for this codebook: the tier must raise as the reference does
+            with pytest.raises(type(_raised(ref.quantize, f, tie))):
+                tier.impl.quantize(np.zeros(1, np.float32), f, tie=tie)
+            return
+        sample = np.random.default_rng(0).integers(0, 1 << 32, 1 << 20, dtype=np.uint64).astype(np.uint32)
+        sample = sample[(sample & np.uint32(0x7FFFFFFF)) <= np.uint32(0x7F800000)]
+        want = ref.quantize(sample.view(np.float32), f, tie=tie).astype(np.int64)
+        got = oracle_codes(torch.from_numpy(sample.view(np.int32).copy()).cuda(), table, torch).cpu().numpy()
+        assert np.array_equal(got, want), f"{fmt}/{tie}: the oracle disagrees with the reference on its sample"
+        r = sweep_float32(f, tie, device_codes_fn(f, tie, torch), torch)
+        print(f"all float32 {fmt}/{tie}: {r}")
+        assert r["checked"] == (1 << 32) - 2 * ((1 << 23) - 1) and r["mismatches"] == 0, r
+        return
     for start in range(0, 1 << 32, CHUNK):
         bits = np.arange(start, start + CHUNK, dtype=np.uint64).astype(np.uint32)
         keep = (bits & np.uint32(0x7FFFFFFF)) <= np.uint32(0x7F800000)  # NaNs: these formats have no NaN code
@@ -95,3 +133,11 @@ def test_all_float32_patterns(tier, fmt, tie):
         bad = np.flatnonzero(got != want)
         assert bad.size == 0, (f"{fmt}/{tie}: {bad.size} codes differ in chunk {start:#x}; first x bits "
                                f"{int(x.view(np.uint32)[bad[0]]):#010x}: {int(got[bad[0]])} != {int(want[bad[0]])}")
+
+
+def _raised(fn, f, tie):
+    try:
+        fn(np.zeros(1, np.float32), f, tie=tie)
+    except Exception as exc:
+        return exc
+    raise AssertionError(f"the reference accepts tie={tie!r} for {f.name} but the oracle says it is undefined")
