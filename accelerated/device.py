@@ -106,7 +106,7 @@ class CudaBackend:
         header = (KERNEL_DIR / "natprec_scalar.cuh").read_text()
         tag = hashlib.sha256(header.encode()).hexdigest()
         self.mods = {}
-        for name in ("quantize", "dequantize", "support", "histogram"):
+        for name in ("quantize", "dequantize", "support", "histogram", "block"):
             src = f"// natprec_scalar.cuh sha256 {tag}\n" + (KERNEL_DIR / f"{name}.cu").read_text()
             self.mods[name] = SourceModule(src, options=list(NVCC_OPTIONS), include_dirs=[str(KERNEL_DIR)],
                                            no_extern_c=True)
@@ -125,6 +125,12 @@ class CudaBackend:
         self.fsupr = self.mods["support"].get_function("np_support16_reduce")
         self.fsupr.prepare("PiIP")
         self._partial = None
+        self.fblk = self.mods["block"].get_function("np_block_quantize32")
+        self.fblk.prepare("PiqqqiPqPPIIIIIidPqPPPPP")
+        self.famax = self.mods["block"].get_function("np_tensor_amax")
+        self.famax.prepare("PiqP")
+        self.fnv = self.mods["block"].get_function("np_nvfp4_scales")
+        self.fnv.prepare("PP")
         self.fhb = self.mods["histogram"].get_function("np_hist_bins")
         self.fhb.prepare("PiqddPPPPPP")
         self.fhc = self.mods["histogram"].get_function("np_hist_count")
@@ -224,3 +230,35 @@ class CudaBackend:
             return "dense", lo, counts.get(), near_idx, k_near
         k = dk.get()[:n]
         return "full", lo, k, near_idx, k[near_idx]
+
+    def block_quantize(self, x32, rows, ncols, bp):
+        """Codes (uint16, flat), scales (uint32 words, one per block) and the NVFP4 tensor3 (or None)."""
+        ga = self.ga
+        x = np.ascontiguousarray(x32.reshape(-1).view(np.uint32))
+        n = x.size
+        total = rows * (-(-ncols // bp.block))
+        dx = self._up(x)
+        dcodes = ga.zeros(max(n, 1), np.uint16)
+        dscales = ga.zeros(max(total, 1), np.uint32)
+        dt3 = None
+        if bp.family == 3:
+            damax = ga.zeros(1, np.uint32)
+            self.famax.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(dx.gpudata), 2, n, int(damax.gpudata))
+            dt3 = ga.zeros(3, np.float32)
+            self.fnv.prepared_call((1, 1, 1), (32, 1, 1), int(damax.gpudata), int(dt3.gpudata))
+        el = bp.el
+        keep = []  # device tables alive until the launch is done
+
+        def up(a):
+            if a is None:
+                return 0
+            d = self._up(a)
+            keep.append(d)
+            return int(d.gpudata)
+
+        self.fblk.prepared_call(
+            self._grid(total), (self.BLOCK, 1, 1), int(dx.gpudata), 2, rows, ncols, bp.block, bp.family,
+            up(el.u) if bp.u64 is None else 0, el.u.size, up(bp.u64), up(el.enc), el.flags, el.zero_code, el.sign_code,
+            el.nan_code, el.code_mask, bp.emax_elem, bp.max_finite, up(bp.us), 0 if bp.us is None else bp.us.size,
+            up(bp.encs), up(bp.vs), 0 if dt3 is None else int(dt3.gpudata), int(dcodes.gpudata), int(dscales.gpudata))
+        return dcodes.get()[:n], dscales.get()[:total], (dt3.get() if dt3 is not None else None)

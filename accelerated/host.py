@@ -46,6 +46,11 @@ class HostBackend:
         self.lib.hh_support16_passes.argtypes = [P, q, i, i, i, i, P, P]
         self.lib.hh_index_both.argtypes = [P, q, P, q, P, P]
         self.lib.hh_hist_bins.argtypes = [i, P, q, d, d, P, P]
+        self.lib.hh_tensor_amax.argtypes = [i, P, q]
+        self.lib.hh_tensor_amax.restype = u32
+        self.lib.hh_nvfp4_scales.argtypes = [u32, P]
+        self.lib.hh_block_quantize.argtypes = [i, P, q, q, q, i, P, q, P, P, u32, u32, u32, u32, u32, i, d, P, q, P,
+                                               P, P, P, P]
 
     @staticmethod
     def _p(a):
@@ -94,3 +99,21 @@ class HostBackend:
             counts = np.bincount(k - lo, minlength=hi - lo + 1).astype(np.uint64)
             return "dense", lo, counts, near_idx, k[near_idx]
         return "full", lo, k, near_idx, k[near_idx]
+
+    def block_quantize(self, x32, rows, ncols, bp):
+        """Codes (uint16, flat), scales (uint32 words, one per block) and tensor3 of the block kernel, serially."""
+        x = np.ascontiguousarray(x32.reshape(-1).view(np.uint32))
+        nb = -(-ncols // bp.block)
+        codes = np.zeros(max(x.size, 1), np.uint16)
+        scales = np.zeros(max(rows * nb, 1), np.uint32)
+        t3 = None
+        if bp.family == 3:
+            t3 = np.zeros(3, np.float32)
+            self.lib.hh_nvfp4_scales(self.lib.hh_tensor_amax(2, x.ctypes.data, x.size), t3.ctypes.data)
+        el = bp.el
+        self.lib.hh_block_quantize(
+            2, x.ctypes.data, rows, ncols, bp.block, bp.family, el.u.ctypes.data if bp.u64 is None else None, el.u.size,
+            self._p(bp.u64), el.enc.ctypes.data, el.flags, el.zero_code, el.sign_code, el.nan_code, el.code_mask,
+            bp.emax_elem, bp.max_finite, self._p(bp.us), 0 if bp.us is None else bp.us.size, self._p(bp.encs),
+            self._p(bp.vs), self._p(t3), codes.ctypes.data, scales.ctypes.data)
+        return codes[: x.size], scales[: rows * nb], t3

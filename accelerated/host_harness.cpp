@@ -117,4 +117,62 @@ void hh_hist_bins(int kind, const void* x, np_i64 n, double origin, double delta
   }
 }
 
+// Block formats, serially: the tensor's max |x| bits, the NVFP4 tensor scales, and every block
+// through np_block_quantize_one with np_block_span's indexing, as block.cu.
+uint32_t hh_tensor_amax(int kind, const void* x, np_i64 n) {
+  uint32_t m = 0u;
+  for (np_i64 i = 0; i < n; ++i) {
+    const uint32_t b = (kind == NP_F32) ? ((const uint32_t*)x)[i] : (uint32_t)((const uint16_t*)x)[i];
+    const uint32_t a = np_f32_bits(np_to_f32(kind, b)) & 0x7fffffffu;
+    m = a > m ? a : m;
+  }
+  return m;
+}
+
+void hh_nvfp4_scales(uint32_t amax_bits, float* tensor3) {
+  const np_nvfp4_tensor t = np_nvfp4_tensor_scales(np_f32_from_bits(amax_bits));
+  tensor3[0] = t.s_enc;
+  tensor3[1] = t.s_dec;
+  tensor3[2] = t.factor;
+}
+
+void hh_block_quantize(int kind, const void* x, np_i64 rows, np_i64 ncols, np_i64 bs, int family,
+                       const float* u, np_i64 nu, const double* u64, const uint16_t* enc, uint32_t flags,
+                       uint32_t zero_code, uint32_t sign_code, uint32_t nan_code, uint32_t code_mask,
+                       int emax_elem, double max_finite, const float* us, np_i64 nus, const uint16_t* encs,
+                       const double* vs, const float* tensor3, uint16_t* codes, uint32_t* scales) {
+  float s_pad[NP_CC];
+  if (u) np_pad_thresholds(u, nu, s_pad);
+  np_block_params p;
+  p.family = family;
+  p.u = u;
+  p.pad = (u && nu <= NP_CC) ? s_pad : nullptr;
+  p.u64 = u64;
+  p.nu = nu;
+  p.enc = enc;
+  p.rule.flags = flags;
+  p.rule.zero_code = zero_code;
+  p.rule.sign_code = sign_code;
+  p.rule.nan_code = nan_code;
+  p.rule.code_mask = code_mask;
+  p.emax_elem = emax_elem;
+  p.max_finite = max_finite;
+  p.us = us;
+  p.nus = nus;
+  p.encs = encs;
+  p.vs = vs;
+  p.t.s_enc = tensor3 ? tensor3[0] : 1.0f;
+  p.t.s_dec = tensor3 ? tensor3[1] : 1.0f;
+  p.t.factor = tensor3 ? tensor3[2] : 1.0f;
+  const np_i64 nb = (ncols + bs - 1) / bs;
+  for (np_i64 j = 0; j < rows * nb; ++j) {
+    np_i64 start, len;
+    np_block_span(j, nb, ncols, bs, &start, &len);
+    if (kind == NP_F32)
+      scales[j] = np_block_quantize_one<uint32_t>(kind, (const uint32_t*)x + start, len, p, codes + start);
+    else
+      scales[j] = np_block_quantize_one<uint16_t>(kind, (const uint16_t*)x + start, len, p, codes + start);
+  }
+}
+
 }  // extern "C"

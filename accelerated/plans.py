@@ -15,7 +15,7 @@ import numpy as np
 import natprec.reference as ref
 from natprec.reference.codebook import exact_gaps
 
-__all__ = ["KIND", "ElementPlan", "element_plan", "device_ok", "bits_of", "QBLOCK", "quantize_launch_config"]
+__all__ = ["KIND", "ElementPlan", "element_plan", "device_ok", "bits_of", "QBLOCK", "quantize_launch_config", "BlockPlan", "block_plan"]
 
 #: input dtypes with kernels -> the `kind` argument of the kernels (NP_F16, NP_BF16, NP_F32)
 KIND = {np.dtype(np.float16): 0, np.dtype(ml_dtypes.bfloat16): 1, np.dtype(np.float32): 2}
@@ -98,3 +98,48 @@ def quantize_launch_config(plan: ElementPlan, hist: bool) -> tuple[int, int, int
     tab = int(nu <= _TAB_SHARED and nmu <= _TAB_SHARED)
     nbytes = 4 * words + (4 * nu + (4 * nmu if split else 0) + 2 * (nu + 1) if tab else 0)
     return mode, tab, nbytes
+
+
+#: block-format families (NP_BLOCK_* in kernels/natprec_scalar.cuh)
+ABSMAX, MX_FLOOR, MX_RCEIL, NVFP4 = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """The block kernel's arguments (kernels/block.cu) for one block format and tie rule."""
+
+    family: int
+    block: int
+    el: ElementPlan  # the element format's float32 thresholds, encodings and code rule
+    u64: np.ndarray | None  # MX: the element thresholds in float64 (the scaled values are exact float64)
+    emax_elem: int
+    max_finite: float
+    us: np.ndarray | None  # NVFP4: float32 thresholds of the E4M3 scale codebook (ties to even)
+    encs: np.ndarray | None  # NVFP4: its encodings (uint16)
+    vs: np.ndarray | None  # NVFP4: its values (float64, exact in float32)
+    scale_dtype: np.dtype  # dtype of the stored scales: float32 (absmax) or the scale code dtype
+
+
+def block_plan(plan: ref.BlockInputPlan) -> BlockPlan:
+    """Kernel parameters of a reference BlockInputPlan (every check passed; thresholds from the reference)."""
+    f = plan.format
+    el = element_plan(plan.element)
+    u64 = None
+    emax = 0
+    mf = 0.0
+    us = encs = vs = None
+    if isinstance(f, ref.AbsmaxBlockFormat):
+        fam, sdt = ABSMAX, np.dtype(np.float32)
+    elif isinstance(f, ref.MXFormat):
+        fam, sdt = (MX_FLOOR if f.scale_rule == "floor" else MX_RCEIL), np.dtype(np.uint8)
+        u64 = np.ascontiguousarray(ref.thresholds(plan.element.codebook, plan.tie, np.float64), dtype=np.float64)
+        emax, mf = int(f.emax_elem), float(f.element.max_finite)
+    elif isinstance(f, ref.NVFP4Format):
+        sf = f.scale_format
+        fam, sdt = NVFP4, np.dtype(sf.code_dtype)
+        us = np.ascontiguousarray(ref.thresholds(sf.codebook, "even", np.float32).astype(np.float32))
+        encs = np.ascontiguousarray(sf.codebook.encodings.astype(np.uint16))
+        vs = np.ascontiguousarray(sf.codebook.values, dtype=np.float64)
+    else:  # pragma: no cover - the reference has no other block family
+        raise TypeError(f"no block kernel for {type(f).__name__}")
+    return BlockPlan(fam, int(f.block_size), el, u64, emax, mf, us, encs, vs, sdt)

@@ -17,7 +17,7 @@ from natprec.reference.entropy import exact_floor_bins
 from natprec.reference.errors import InvalidDTypeError, InvalidParameterError
 
 from .device import current_backend
-from .plans import KIND, bits_of, device_ok, element_plan
+from .plans import ABSMAX, KIND, NVFP4, bits_of, block_plan, device_ok, element_plan
 
 __all__ = [
     "HOST_PATHS",
@@ -37,7 +37,7 @@ __all__ = [
 #: What this tier computes on the host with the reference, and why.
 HOST_PATHS = {
     "float64 input": "no float64 kernels yet: the reference runs on the host",
-    "block formats": "no block-format kernels yet (quantize, dequantize, margins): the reference runs on the host",
+    "block formats": "block-format dequantize and margins: the reference runs on the host (block quantize runs on the device)",
     "codebook": "codebooks with encodings >= 2**16 or |values| >= 2**1000: the reference runs on the host",
     "support of float32/float64": "support of 32- and 64-bit input: the reference's sort on the host",
     "NaN result": "min_voronoi_margin with nan_policy='propagate' met a NaN: the result is NaN, nothing to launch",
@@ -74,9 +74,10 @@ def _element_reason(f, arr: np.ndarray) -> str | None:
 
 def quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_policy: str = "raise"):
     """DEF-QUANTIZE / DEF-FORMAT-ELEMENT — as ``natprec.reference.quantize``."""
-    plan = ref.prepare_quantize(x, fmt, tie=tie, saturate=saturate, nan_policy=nan_policy)
-    if isinstance(plan, ref.BlockQuantizePlan):
-        return _host("block formats", ref.execute_quantize, plan)
+    f = ref.resolve_format(fmt)  # prepare's first step: an unknown format raises here as there
+    if not isinstance(f, ref.ElementFormat):
+        return _block_quantize(ref.prepare_block_input(x, f, tie=tie, saturate=saturate, nan_policy=nan_policy))
+    plan = ref.prepare_quantize(x, f, tie=tie, saturate=saturate, nan_policy=nan_policy)
     reason = _element_reason(plan.format, plan.x)
     if reason:
         return _host(reason, ref.execute_quantize, plan)
@@ -86,6 +87,20 @@ def quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_pol
         return np.zeros(arr.shape, dtype=cd)
     codes, _, _, _ = current_backend().quantize(KIND[arr.dtype], bits_of(arr), element_plan(plan), codes=True)
     return codes.astype(cd).reshape(arr.shape)
+
+
+def _block_quantize(plan: ref.BlockInputPlan) -> ref.BlockQuantized:
+    """DEF-FORMAT-BLOCK-ABSMAX / DEF-FORMAT-MX / DEF-FORMAT-NVFP4 — scales and codes on the device from a checked input."""
+    f, shape = plan.format, tuple(plan.shape)
+    bp = block_plan(plan)
+    rows, ncols = (1, 1) if shape == () else (int(np.prod(shape[:-1], dtype=np.int64)), int(shape[-1]))
+    _on_device()
+    codes, words, t3 = current_backend().block_quantize(plan.x32, rows, ncols, bp)
+    nb = -(-ncols // bp.block)
+    scales = words.view(np.float32) if bp.family == ABSMAX else words.astype(bp.scale_dtype)
+    scales = scales.reshape(shape[:-1] + (nb,) if shape else (1,))
+    ts = np.float32(t3[1]) if bp.family == NVFP4 else None
+    return ref.BlockQuantized(f.name, codes.astype(f.element.code_dtype).reshape(shape), scales, ts, shape, f.block_size)
 
 
 def dequantize(q, fmt) -> np.ndarray:

@@ -40,6 +40,8 @@ __all__ = [
     "resolve_format",
     "QuantizePlan",
     "BlockQuantizePlan",
+    "BlockInputPlan",
+    "prepare_block_input",
     "prepare_quantize",
     "execute_quantize",
     "DequantizePlan",
@@ -363,8 +365,8 @@ def _check_block_size(block_size) -> int:
 
 
 class _BlockFormat:
-    """Shared block machinery: subclasses define ``structure``, ``_scale(x) -> (y, n, scales, tensor_scale)``
-    and ``_decode(values, plan)``."""
+    """Shared block machinery: subclasses define ``structure``, ``_scale32(a32) -> (y, n, scales, tensor_scale)``
+    (a32: the accepted input as float32) and ``_decode(values, plan)``."""
 
     name: str
     element: ElementFormat
@@ -387,10 +389,23 @@ class _BlockFormat:
     def dequantize(self, q: BlockQuantized) -> np.ndarray:
         return execute_dequantize(self._dequantize_plan(q))
 
+    def _scale(self, x):
+        return self._scale32(_block_input(x, self.name))
+
+    def _input_plan(self, x, tie: str) -> BlockInputPlan:
+        a32 = _block_input(x, self.name)
+        # The tie rule's checks (unknown rule; 'even' on a codebook whose neighbours share parity) come after the
+        # input's, as when the element plan of the scaled values is made; no scale is computed here.
+        element = self.element._quantize_plan(np.zeros(0, _F32), tie, True, "raise")
+        return BlockInputPlan(self, np.shape(x), a32, tie, element)
+
+    def _quantize_plan_from(self, p: BlockInputPlan) -> BlockQuantizePlan:
+        y, n, scales, tensor_scale = self._scale32(p.x32)
+        return BlockQuantizePlan(self, p.shape, n, scales, tensor_scale,
+                                 self.element._quantize_plan(y, p.tie, True, "raise"))
+
     def _quantize_plan(self, x, tie: str) -> BlockQuantizePlan:
-        y, n, scales, tensor_scale = self._scale(x)
-        return BlockQuantizePlan(self, np.shape(x), n, scales, tensor_scale,
-                                 self.element._quantize_plan(y, tie, True, "raise"))
+        return self._quantize_plan_from(self._input_plan(x, tie))
 
     def _dequantize_plan(self, q: BlockQuantized) -> BlockDequantizePlan:
         return BlockDequantizePlan(self, q, self.element._dequantize_plan(q.codes), None)
@@ -421,8 +436,7 @@ class AbsmaxBlockFormat(_BlockFormat):
                 "bits_per_element": self.bits_per_element,
                 "normalise": "x * fl32(1/absmax)", "blocks": "last axis, partial last block"}
 
-    def _scale(self, x):
-        a32 = _block_input(x, self.name)
+    def _scale32(self, a32):
         blk, n = _blocks(a32, self.block_size)
         s = np.max(np.abs(blk), axis=-1)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
@@ -485,8 +499,7 @@ class MXFormat(_BlockFormat):
     def with_scale_rule(self, rule: str) -> MXFormat:
         return MXFormat(self.name, self.element, self.emax_elem, self.block_size, rule)
 
-    def _scale(self, x):
-        a32 = _block_input(x, self.name)
+    def _scale32(self, a32):
         blk, n = _blocks(a32, self.block_size)
         amax = np.max(np.abs(blk), axis=-1).astype(np.float64)
         pos = amax > 0
@@ -543,8 +556,7 @@ class NVFP4Format(_BlockFormat):
                 "bits_per_element": self.bits_per_element,
                 "tensor_scale": "float32 S_dec = 1/(2688/amax)", "saturate": True}
 
-    def _scale(self, x):
-        a32 = _block_input(x, self.name)
+    def _scale32(self, a32):
         blk, n = _blocks(a32, self.block_size)
         big = _F32(np.finfo(_F32).max)
         A = _F32(np.max(np.abs(a32))) if a32.size else _F32(0)
@@ -676,15 +688,45 @@ class BlockQuantizePlan:
     elements: QuantizePlan
 
 
+@dataclass(frozen=True)
+class BlockInputPlan:
+    """DEF-FORMAT-BLOCK-ABSMAX / DEF-FORMAT-MX / DEF-FORMAT-NVFP4 — a block quantization's accepted input, before its scales.
+
+    Every check of :func:`quantize` for a block format has passed.  ``x32``: the input as
+    float32 (float16/bfloat16 converted exactly, float64 rounded once, RNE), finite;
+    ``shape``: x's shape; ``element``: the element format's plan on an empty float32 array
+    (its codebook and float32 thresholds for ``tie``).  A tier computes the scales and codes
+    from this (``natprec.accelerated``); the reference continues with :func:`prepare_quantize`.
+    """
+
+    format: _BlockFormat
+    shape: tuple
+    x32: np.ndarray
+    tie: str
+    element: QuantizePlan
+
+
+def prepare_block_input(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_policy: str = "raise") -> BlockInputPlan:
+    """DEF-QUANTIZE — every check of :func:`quantize` for a block format, in its order, without computing any scale.
+
+    ``prepare_quantize`` on a block format is this plan continued by the scale arithmetic, so
+    the checks exist once.  A format that is not a block format raises InvalidParameterError.
+    """
+    f = resolve_format(fmt)
+    if isinstance(f, ElementFormat):
+        raise InvalidParameterError(f"prepare_block_input takes a block format; {f.name} is an element format", value=f.name)
+    if saturate is False:
+        raise InvalidParameterError(f"block format {f.name} always saturates", value=saturate)
+    check_nan_policy(nan_policy, ("raise",))
+    return f._input_plan(x, tie)
+
+
 def prepare_quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_policy: str = "raise"):
     """DEF-QUANTIZE — every check of :func:`quantize`, in its order; returns a QuantizePlan or BlockQuantizePlan."""
     f = resolve_format(fmt)
     if isinstance(f, ElementFormat):
         return f._quantize_plan(x, tie, saturate, nan_policy)
-    if saturate is False:
-        raise InvalidParameterError(f"block format {f.name} always saturates", value=saturate)
-    check_nan_policy(nan_policy, ("raise",))
-    return f._quantize_plan(x, tie)
+    return f._quantize_plan_from(prepare_block_input(x, f, tie=tie, saturate=saturate, nan_policy=nan_policy))
 
 
 def execute_quantize(plan: QuantizePlan | BlockQuantizePlan):

@@ -399,4 +399,165 @@ NP_HD int np_hist_bin(double x, double origin, double delta, np_i64* k_out) {
   return (ad <= 8.0 * np_spacing_pos(m)) ? 1 : 0;
 }
 
+// ---------------------------------------------------------------------------------------
+// Block formats (issue 12): DEF-FORMAT-BLOCK-ABSMAX, DEF-FORMAT-MX, DEF-FORMAT-NVFP4, as
+// reference/formats.py computes them.  One block is processed by np_block_quantize_one, which
+// the kernel (block.cu) runs once per block and the host harness runs serially.  Inputs are
+// finite (the reference's prepare_block_input has checked them).
+// ---------------------------------------------------------------------------------------
+
+NP_HD float np_abs_f32(float x) { return np_f32_from_bits(np_f32_bits(x) & 0x7fffffffu); }
+
+NP_HD float np_f32_max_finite() { return np_f32_from_bits(0x7f7fffffu); }
+
+// numpy.minimum(a, b) for non-NaN a, b (the reference's clamps to FLT_MAX).
+NP_HD float np_min_f32(float a, float b) { return b < a ? b : a; }
+
+// 2**k as a double for -1022 <= k <= 1023 (exact; no libm).
+NP_HD double np_pow2_f64(int k) { return np_f64_from_bits((np_u64)(k + 1023) << 52); }
+
+// floor(log2 a) for a positive finite float32 (subnormals included), exactly.
+NP_HD int np_floor_log2_f32(float a) {
+  const uint32_t b = np_f32_bits(a) & 0x7fffffffu;
+  const int e = (int)(b >> 23);
+  if (e != 0) return e - 127;
+  uint32_t m = b & 0x7fffffu;
+  int p = -1;
+  while (m != 0u) {
+    m >>= 1;
+    ++p;
+  }
+  return p - 149;
+}
+
+// floor(log2 m) for a positive finite normal double.
+NP_HD int np_floor_log2_f64(double m) { return (int)((np_f64_bits(m) >> 52) & 0x7ffu) - 1023; }
+
+// DEF-FORMAT-MX: the shared exponent e of a block with max |x| = amax (float32, >= 0).
+// floor: e = floor(log2 amax) - emax_elem; rceil: the smallest e with amax <= m * 2**e;
+// clamped to [-127, 127]; amax = 0 gives -127.  (m * 2**e is exact in float64.)
+NP_HD int np_mx_exponent(float amax, bool rceil, int emax_elem, double max_finite) {
+  if (!(amax > 0.0f)) return -127;
+  int e;
+  if (!rceil) {
+    e = np_floor_log2_f32(amax) - emax_elem;
+  } else {
+    const double a = (double)amax;
+    e = np_floor_log2_f32(amax) - np_floor_log2_f64(max_finite);
+    if (a > max_finite * np_pow2_f64(e)) e += 1;
+    if (a <= max_finite * np_pow2_f64(e - 1)) e -= 1;
+  }
+  return e < -127 ? -127 : (e > 127 ? 127 : e);
+}
+
+// The NVFP4 tensor scales from the tensor's max |x| A (float32), each step in float32:
+// S_enc = min(fl32(2688 / A), FLT_MAX), or 1 when A = 0 or S_enc = 0; S_dec = fl32(1 / S_enc);
+// factor = fl32(S_enc * fl32(1/6)).
+struct np_nvfp4_tensor {
+  float s_enc, s_dec, factor;
+};
+
+NP_HD np_nvfp4_tensor np_nvfp4_tensor_scales(float A) {
+  np_nvfp4_tensor t;
+  const float big = np_f32_max_finite();
+  float s_enc = 1.0f;
+  if (A > 0.0f) s_enc = np_min_f32(2688.0f / A, big);
+  if (s_enc == 0.0f) s_enc = 1.0f;
+  t.s_enc = s_enc;
+  t.s_dec = 1.0f / s_enc;
+  const float sixth = 1.0f / 6.0f;
+  t.factor = s_enc * sixth;
+  return t;
+}
+
+enum { NP_BLOCK_ABSMAX = 0, NP_BLOCK_MX_FLOOR = 1, NP_BLOCK_MX_RCEIL = 2, NP_BLOCK_NVFP4 = 3 };
+
+struct np_block_params {
+  int family;
+  // element codebook: float32 thresholds (absmax, NVFP4; pad when <= NP_CC) or float64 (MX)
+  const float* u;
+  const float* pad;
+  const double* u64;
+  np_i64 nu;
+  const uint16_t* enc;
+  np_code_rule rule;
+  // MX
+  int emax_elem;
+  double max_finite;
+  // NVFP4: the E4M3 scale codebook (float32 thresholds for ties to even, encodings, values)
+  const float* us;
+  np_i64 nus;
+  const uint16_t* encs;
+  const double* vs;
+  np_nvfp4_tensor t;
+};
+
+// Block j of a (rows x ncols) array in blocks of bs along the last axis (nb blocks per row):
+// its first element's flat index and its length (the last block of a row may be partial).
+NP_HD void np_block_span(np_i64 j, np_i64 nb, np_i64 ncols, np_i64 bs, np_i64* start, np_i64* len) {
+  const np_i64 r = j / nb, b = j - r * nb;
+  *start = r * ncols + b * bs;
+  *len = (b + 1) * bs <= ncols ? bs : ncols - b * bs;
+}
+
+// Element j of a block: raw bits -> float32 (kind: NP_F16, NP_BF16, NP_F32).
+template <typename B>
+NP_HD float np_block_x(int kind, const B* x, np_i64 j) {
+  return np_to_f32(kind, (uint32_t)x[j]);
+}
+
+// The code of a float32 value y of the element format (saturating; y is not NaN).
+NP_HD uint32_t np_element_code_f32(float y, const np_block_params& p) {
+  const np_i64 idx = np_quantize_index(p.u, p.nu, p.pad, y);
+  return np_element_code(idx, (np_f32_bits(y) >> 31) != 0u, false, p.enc, p.rule);
+}
+
+// One block of `len` elements: writes their codes, returns the block's scale as stored
+// (absmax: the float32 bits of s; MX: the E8M0 code e + 127; NVFP4: the E4M3 code).
+template <typename B>
+NP_HD uint32_t np_block_quantize_one(int kind, const B* x, np_i64 len, const np_block_params& p,
+                                     uint16_t* codes) {
+  float amax = 0.0f;
+  for (np_i64 j = 0; j < len; ++j) {
+    const float a = np_abs_f32(np_block_x(kind, x, j));
+    amax = a > amax ? a : amax;
+  }
+  if (p.family == NP_BLOCK_ABSMAX) {
+    // y = fl32(x * fl32(1/s)); s = 0: y = x * 0; fl32(1/s) = Inf: y = fl32(x / s).
+    const float s = amax;
+    const float r = s > 0.0f ? 1.0f / s : 0.0f;
+    const bool divide = s > 0.0f && (np_f32_bits(r) & 0x7fffffffu) == 0x7f800000u;
+    for (np_i64 j = 0; j < len; ++j) {
+      const float xj = np_block_x(kind, x, j);
+      const float y = divide ? xj / s : xj * r;
+      codes[j] = (uint16_t)np_element_code_f32(y, p);
+    }
+    return np_f32_bits(s);
+  }
+  if (p.family == NP_BLOCK_MX_FLOOR || p.family == NP_BLOCK_MX_RCEIL) {
+    // y = x * 2**-e, exact in float64; the element decision on float64 thresholds.
+    const int e = np_mx_exponent(amax, p.family == NP_BLOCK_MX_RCEIL, p.emax_elem, p.max_finite);
+    const double sc = np_pow2_f64(-e);
+    for (np_i64 j = 0; j < len; ++j) {
+      const float xj = np_block_x(kind, x, j);
+      const double y = (double)xj * sc;
+      const np_i64 idx = np_search_left<double>(p.u64, p.nu, y);
+      codes[j] = (uint16_t)np_element_code(idx, (np_f32_bits(xj) >> 31) != 0u, false, p.enc, p.rule);
+    }
+    return (uint32_t)(e + 127);
+  }
+  // NVFP4: s = e4m3(min(fl32(a * factor), FLT_MAX)) (ties to even, saturating);
+  // k = min(fl32(1 / fl32(s * S_dec)), FLT_MAX); code = e2m1(fl32(x * k)).
+  const float big = np_f32_max_finite();
+  const float pre = np_min_f32(amax * p.t.factor, big);
+  const np_i64 sidx = np_search_left<float>(p.us, p.nus, pre);
+  const float s = (float)p.vs[sidx];
+  const float k = np_min_f32(1.0f / (s * p.t.s_dec), big);
+  for (np_i64 j = 0; j < len; ++j) {
+    const float y = np_block_x(kind, x, j) * k;
+    codes[j] = (uint16_t)np_element_code_f32(y, p);
+  }
+  return (uint32_t)p.encs[sidx];
+}
+
 #endif  // NATPREC_SCALAR_CUH
