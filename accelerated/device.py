@@ -106,7 +106,7 @@ class CudaBackend:
         header = (KERNEL_DIR / "natprec_scalar.cuh").read_text()
         tag = hashlib.sha256(header.encode()).hexdigest()
         self.mods = {}
-        for name in ("quantize", "dequantize", "support", "histogram", "block"):
+        for name in ("quantize", "dequantize", "support", "histogram", "block", "sort"):
             src = f"// natprec_scalar.cuh sha256 {tag}\n" + (KERNEL_DIR / f"{name}.cu").read_text()
             self.mods[name] = SourceModule(src, options=list(NVCC_OPTIONS), include_dirs=[str(KERNEL_DIR)],
                                            no_extern_c=True)
@@ -131,6 +131,20 @@ class CudaBackend:
         self.famax.prepare("PiqP")
         self.fnv = self.mods["block"].get_function("np_nvfp4_scales")
         self.fnv.prepare("PP")
+        srt = self.mods["sort"]
+        self.fkey32 = srt.get_function("np_support_keys32")
+        self.fkey32.prepare("PqiP")
+        self.fcount = srt.get_function("np_radix_count")
+        self.fcount.prepare("PqiqP")
+        self.fscatter = srt.get_function("np_radix_scatter")
+        self.fscatter.prepare("PqiqPP")
+        self.fheads = srt.get_function("np_run_heads")
+        self.fheads.prepare("PqP")
+        self.fcompact = srt.get_function("np_run_compact")
+        self.fcompact.prepare("PqPPPP")
+        from pycuda.scan import ExclusiveScanKernel
+
+        self.scan32 = ExclusiveScanKernel(np.uint32, "a+b", 0)
         self.fhb = self.mods["histogram"].get_function("np_hist_bins")
         self.fhb.prepare("PiqddPPPPPP")
         self.fhc = self.mods["histogram"].get_function("np_hist_count")
@@ -262,3 +276,36 @@ class CudaBackend:
             el.nan_code, el.code_mask, bp.emax_elem, bp.max_finite, up(bp.us), 0 if bp.us is None else bp.us.size,
             up(bp.encs), up(bp.vs), 0 if dt3 is None else int(dt3.gpudata), int(dcodes.gpudata), int(dscales.gpudata))
         return dcodes.get()[:n], dscales.get()[:total], (dt3.get() if dt3 is not None else None)
+
+    def support32(self, bits, by_value):
+        """(sorted distinct support keys uint32, counts uint64) of float32 bits (n < 2**32): keys, LSD radix sort, runs."""
+        ga = self.ga
+        x = np.ascontiguousarray(bits.reshape(-1).view(np.uint32))
+        n = x.size
+        if n == 0:
+            return np.zeros(0, np.uint32), np.zeros(0, np.uint64)
+        dx = self._up(x)
+        a = ga.empty(n, np.uint32)
+        b = ga.empty(n, np.uint32)
+        self.fkey32.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(dx.gpudata), n, int(by_value), int(a.gpudata))
+        del dx
+        ntiles = _cdiv(n, 4096)  # NP_RADIX_TILE
+        counts = ga.empty(256 * ntiles, np.uint32)
+        tg = (_cdiv(ntiles, 64), 1, 1)
+        for shift in (0, 8, 16, 24):
+            self.fcount.prepared_call(tg, (64, 1, 1), int(a.gpudata), n, shift, ntiles, int(counts.gpudata))
+            self.scan32(counts)
+            self.fscatter.prepared_call(tg, (64, 1, 1), int(a.gpudata), n, shift, ntiles, int(counts.gpudata),
+                                        int(b.gpudata))
+            a, b = b, a
+        flags = ga.empty(n, np.uint32)
+        self.fheads.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(a.gpudata), n, int(flags.gpudata))
+        pos = flags.copy()
+        self.scan32(pos)
+        m = int(pos[n - 1:n].get()[0]) + int(flags[n - 1:n].get()[0])
+        ukeys = ga.empty(m, np.uint32)
+        starts = ga.empty(m, np.int64)
+        self.fcompact.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(a.gpudata), n, int(flags.gpudata),
+                                    int(pos.gpudata), int(ukeys.gpudata), int(starts.gpudata))
+        st = starts.get()
+        return ukeys.get(), np.diff(np.append(st, n)).astype(np.uint64)

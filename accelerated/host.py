@@ -46,6 +46,8 @@ class HostBackend:
         self.lib.hh_support16_passes.argtypes = [P, q, i, i, i, i, P, P]
         self.lib.hh_index_both.argtypes = [P, q, P, q, P, P]
         self.lib.hh_hist_bins.argtypes = [i, P, q, d, d, P, P]
+        self.lib.hh_support32.argtypes = [P, q, i, P, P, P]
+        self.lib.hh_support32.restype = q
         self.lib.hh_tensor_amax.argtypes = [i, P, q]
         self.lib.hh_tensor_amax.restype = u32
         self.lib.hh_nvfp4_scales.argtypes = [u32, P]
@@ -117,3 +119,14 @@ class HostBackend:
             bp.emax_elem, bp.max_finite, self._p(bp.us), 0 if bp.us is None else bp.us.size, self._p(bp.encs),
             self._p(bp.vs), self._p(t3), codes.ctypes.data, scales.ctypes.data)
         return codes[: x.size], scales[: rows * nb], t3
+
+    def support32(self, bits, by_value):
+        """(sorted distinct support keys uint32, counts uint64) of float32 bits: the sort kernels' functions, serially."""
+        x = np.ascontiguousarray(bits.reshape(-1).view(np.uint32))
+        n = x.size
+        ntiles = -(-n // 4096)
+        work = np.empty(2 * n + 256 * ntiles + 1, np.uint32)
+        ukeys = np.empty(max(n, 1), np.uint32)
+        starts = np.empty(max(n, 1), np.int64)
+        m = self.lib.hh_support32(x.ctypes.data, n, int(by_value), work.ctypes.data, ukeys.ctypes.data, starts.ctypes.data)
+        return ukeys[:m].copy(), np.diff(np.append(starts[:m], n)).astype(np.uint64)

@@ -175,4 +175,47 @@ void hh_block_quantize(int kind, const void* x, np_i64 rows, np_i64 ncols, np_i6
   }
 }
 
+// float32 support, serially, with the sort kernels' functions and layout: keys, 4 radix passes
+// over tiles (counts digit-major, exclusive scan, stable tile scatter), run heads and starts.
+// ukeys/starts hold up to n entries; returns the number of runs.  work: 2 n + 256 ntiles words.
+np_i64 hh_support32(const uint32_t* x, np_i64 n, int by_value, uint32_t* work, uint32_t* ukeys, np_i64* starts) {
+  uint32_t* a = work;
+  uint32_t* b = work + n;
+  const np_i64 ntiles = (n + NP_RADIX_TILE - 1) / NP_RADIX_TILE;
+  uint32_t* counts = work + 2 * n;
+  for (np_i64 i = 0; i < n; ++i) a[i] = np_support_key32(x[i], by_value != 0);
+  for (int shift = 0; shift < 32; shift += 8) {
+    for (np_i64 t = 0; t < ntiles; ++t) {
+      uint32_t cnt[NP_RADIX_DIGITS] = {0};
+      const np_i64 lo = t * NP_RADIX_TILE, len = lo + NP_RADIX_TILE <= n ? NP_RADIX_TILE : n - lo;
+      np_radix_tile_count(a + lo, len, shift, cnt);
+      for (int d = 0; d < NP_RADIX_DIGITS; ++d) counts[(np_i64)d * ntiles + t] = cnt[d];
+    }
+    uint32_t run = 0;  // exclusive scan (the device uses PyCUDA's scan kernel)
+    for (np_i64 w = 0; w < NP_RADIX_DIGITS * ntiles; ++w) {
+      const uint32_t c = counts[w];
+      counts[w] = run;
+      run += c;
+    }
+    for (np_i64 t = 0; t < ntiles; ++t) {
+      uint32_t off[NP_RADIX_DIGITS];
+      for (int d = 0; d < NP_RADIX_DIGITS; ++d) off[d] = counts[(np_i64)d * ntiles + t];
+      const np_i64 lo = t * NP_RADIX_TILE, len = lo + NP_RADIX_TILE <= n ? NP_RADIX_TILE : n - lo;
+      np_radix_tile_scatter(a + lo, len, shift, off, b);
+    }
+    uint32_t* tmp = a;
+    a = b;
+    b = tmp;
+  }
+  np_i64 m = 0;
+  for (np_i64 i = 0; i < n; ++i) {
+    if (np_run_head(a, i)) {
+      ukeys[m] = a[i];
+      starts[m] = i;
+      ++m;
+    }
+  }
+  return m;
+}
+
 }  // extern "C"

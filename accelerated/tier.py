@@ -39,7 +39,7 @@ HOST_PATHS = {
     "float64 input": "no float64 kernels yet: the reference runs on the host",
     "block formats": "block-format dequantize and margins: the reference runs on the host (block quantize runs on the device)",
     "codebook": "codebooks with encodings >= 2**16 or |values| >= 2**1000: the reference runs on the host",
-    "support of float32/float64": "support of 32- and 64-bit input: the reference's sort on the host",
+    "support of float32/float64": "support of float64 input, or of 2**32 or more float32 elements: the reference's sort on the host",
     "NaN result": "min_voronoi_margin with nan_policy='propagate' met a NaN: the result is NaN, nothing to launch",
     "injectivity_report": "collision census: the reference runs on the host",
     "entropy_bits_from_counts": "logs and entropies are the reference's functions by design",
@@ -177,23 +177,36 @@ def _support_counts(plan: ref.SupportPlan) -> np.ndarray:
     return current_backend().support16(KIND[arr.dtype], bits_of(arr), plan.by == "value", False)
 
 
+def _support32(plan: ref.SupportPlan):
+    """(distinct support keys in total order, counts) of a float32 plan: radix sort and runs on the device."""
+    _on_device()
+    return current_backend().support32(bits_of(plan.x), plan.by == "value")
+
+
 def support_size(x, *, by: str = "value", nan_policy: str = "raise") -> int:
-    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — as the reference (16-bit input on the device)."""
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — as the reference (16-bit and float32 input on the device)."""
     plan = ref.prepare_support(x, by=by, nan_policy=nan_policy)
+    if plan.x.dtype.itemsize == 4 and plan.x.size < (1 << 32):
+        return int(_support32(plan)[0].size)
     if plan.x.dtype.itemsize != 2:
         return _host("support of float32/float64", ref.execute_support_size, plan)
     return int(np.count_nonzero(_support_counts(plan)))
 
 
 def realized_support(x, *, by: str = "value", nan_policy: str = "raise") -> ref.Support:
-    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — as the reference (16-bit input on the device)."""
+    """DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS — as the reference (16-bit and float32 input on the device)."""
     plan = ref.prepare_support(x, by=by, nan_policy=nan_policy)
-    if plan.x.dtype.itemsize != 2:
+    if plan.x.dtype.itemsize == 4 and plan.x.size < (1 << 32):
+        keys, counts = _support32(plan)
+        vals = ref.from_total_order_key(keys, plan.x.dtype)
+        cnt = counts.astype(np.int64)
+    elif plan.x.dtype.itemsize != 2:
         return _host("support of float32/float64", ref.execute_realized_support, plan)
-    counts = _support_counts(plan)
-    keys = np.flatnonzero(counts).astype(np.uint16)
-    vals = ref.from_total_order_key(keys, plan.x.dtype)
-    cnt = counts[keys].astype(np.int64)
+    else:
+        counts = _support_counts(plan)
+        keys = np.flatnonzero(counts).astype(np.uint16)
+        vals = ref.from_total_order_key(keys, plan.x.dtype)
+        cnt = counts[keys].astype(np.int64)
     vals.flags.writeable = False
     cnt.flags.writeable = False
     return ref.Support(values=vals, counts=cnt, by=plan.by)

@@ -10,7 +10,11 @@ Groups (float32 input unless said):
 * ``nf4_fused``   NF4 codes + cell histogram + min margin (reference: quantize, bincount of the
                   indices, min_voronoi_margin; torch: bucketize + bincount, no margin);
 * ``nf4_codes``   NF4 codes only (torch: bucketize + a gather of the encodings);
-* ``support16``   support of float16 with counts (torch: unique(return_counts=True)).
+* ``support16``   support of float16 with counts (torch: unique(return_counts=True));
+* ``support32``   support of float32 with counts on 2**26 elements: the tier's radix sort (the
+                  input uploaded from the host inside the timing; torch's input is on the device);
+* ``mxfp4``       MXFP4 (floor) codes and scales through the tier (upload and download timed too)
+                  on 2**24 elements, against the reference.
 GPU times: the minimum of REPEAT runs, CUDA events around each, on 2**28 device-resident
 elements.  Reference times: the minimum of 3 runs with perf_counter on 2**22 elements (the
 reference is single-threaded NumPy; per-element rates are compared, said in the table).
@@ -167,6 +171,30 @@ def test_gpu_support16(dev):
     vals, cnt = torch.unique(xt, return_counts=True)  # merges −0.0 and +0.0 (==), as support by value does
     c = counts.get()
     assert int(np.count_nonzero(c)) == int(vals.numel()) and int(c.sum()) == int(cnt.sum())
+
+
+def test_reference_support32_and_mxfp4(x_ref):
+    _record("support32", "reference", N_REF, _time_cpu(lambda: ref.realized_support(x_ref)), N_REF * 4)
+    _record("mxfp4", "reference", N_REF, _time_cpu(lambda: ref.quantize(x_ref, "mxfp4")), N_REF * 4)
+
+
+@gpu
+def test_gpu_support32_and_mxfp4(dev):
+    be, drv, ga, torch = dev
+    n = 1 << 26
+    x = np.random.default_rng(1).standard_normal(n).astype(np.float16).astype(np.float32)  # many repeats
+    bits = x.view(np.uint32)
+    t = _time_cpu(lambda: be.support32(bits, True))
+    _record("support32", "accelerated", n, t, n * 4, note="host upload included")
+    xt = torch.from_numpy(x).cuda()
+    _record("support32", "torch", n, _time_gpu(lambda: torch.unique(xt, return_counts=True), drv, repeat=3), n * 4,
+            note="unique(return_counts=True), device-resident")
+    keys, counts = be.support32(bits, True)
+    vals, cnt = torch.unique(xt, return_counts=True)
+    assert keys.size == vals.numel() and np.array_equal(counts.astype(np.int64), cnt.cpu().numpy())
+    m = 1 << 24
+    _record("mxfp4", "accelerated", m, _time_cpu(lambda: acc.quantize(x[:m], "mxfp4")), m * 4,
+            note="tier call: prepare on the host, upload, kernel, download")
 
 
 def _versions():

@@ -141,3 +141,43 @@ def _raised(fn, f, tie):
     except Exception as exc:
         return exc
     raise AssertionError(f"the reference accepts tie={tie!r} for {f.name} but the oracle says it is undefined")
+
+
+BLOCK_VARIANTS = [(n, r) for n in ref.FORMAT_NAMES if not isinstance(get_format(n), ref.ElementFormat)
+                  for r in (("floor", "rceil") if isinstance(get_format(n), ref.MXFormat) else (None,))]
+
+
+@pytest.mark.spec("DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
+@pytest.mark.tier_functions("quantize")
+@pytest.mark.parametrize("dtype", sorted(DT16))
+@pytest.mark.parametrize("name, rule", BLOCK_VARIANTS, ids=[f"{n}-{r}" if r else n for n, r in BLOCK_VARIANTS])
+def test_every_16bit_pattern_block_formats(tier, name, rule, dtype):
+    f = get_format(name, scale_rule=rule) if rule else get_format(name)
+    x = all16(DT16[dtype])
+    x = x[np.isfinite(x.astype(np.float32))]
+    shuffled = np.random.default_rng(4).permutation(x)
+    cols = 3 * f.block_size + 7
+    inputs = [x, shuffled.reshape(1, -1), shuffled[: (x.size // cols) * cols].reshape(-1, cols)]
+    for tie in TIE_RULES:
+        for xi in inputs:
+            try:
+                want = ref.quantize(xi, f, tie=tie)
+            except Exception as exc:
+                with pytest.raises(type(exc)):
+                    tier.impl.quantize(xi, f, tie=tie)
+                continue
+            assert_bits_equal(tier.impl.quantize(xi, f, tie=tie), want, f"{name}/{rule}/{dtype}/{tie}")
+
+
+@pytest.mark.spec("DEF-SUPPORT-VALUE", "DEF-SUPPORT-BITS", "DEF-TOTAL-ORDER")
+@pytest.mark.tier_functions("realized_support", "support_size")
+def test_float32_support_every_class(tier):
+    # Every float32 pattern whose low 16 bits are 0x0000, 0x0001, 0x8000 or 0xffff (every sign, exponent
+    # and high-mantissa class: ±0, subnormals, ±Inf, NaNs), repeated and shuffled.
+    hi = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
+    p = (hi[:, None] | np.array([0, 1, 0x8000, 0xFFFF], np.uint32)[None, :]).reshape(-1).view(np.float32)
+    x = np.random.default_rng(5).permutation(np.concatenate([p, p[::3], p[::7]]))
+    for by in ("value", "bits"):
+        for pol in ("omit", "propagate"):
+            assert_bits_equal(tier.impl.realized_support(x, by=by, nan_policy=pol), ref.realized_support(x, by=by, nan_policy=pol))
+            assert tier.impl.support_size(x, by=by, nan_policy=pol) == ref.support_size(x, by=by, nan_policy=pol)

@@ -400,6 +400,44 @@ NP_HD int np_hist_bin(double x, double origin, double delta, np_i64* k_out) {
 }
 
 // ---------------------------------------------------------------------------------------
+// DEF-SUPPORT-VALUE / DEF-SUPPORT-BITS for float32 (issue 12): total-order keys, an LSD radix
+// sort of them (4 passes of 8 bits) and run lengths.  The sort is tile-serial: each tile of
+// NP_RADIX_TILE keys is counted and scattered in order by one thread, so it is stable by
+// construction, and the host harness runs the very same tile functions serially.
+// ---------------------------------------------------------------------------------------
+
+#define NP_RADIX_TILE 4096
+#define NP_RADIX_DIGITS 256
+
+// The support key of float32 bits: total order; by value −0.0 joins +0.0 and every NaN joins
+// the canonical quiet +NaN (0x7fc00000), as the reference's canonical keys.
+NP_HD uint32_t np_support_key32(uint32_t b, bool by_value) {
+  uint32_t key = (b & 0x80000000u) ? ~b : (b ^ 0x80000000u);
+  if (!by_value) return key;
+  if (key == 0x7fffffffu) key = 0x80000000u;
+  if ((b & 0x7fffffffu) > 0x7f800000u) key = 0x7fc00000u | 0x80000000u;
+  return key;
+}
+
+NP_HD uint32_t np_radix_digit(uint32_t key, int shift) { return (key >> shift) & 0xffu; }
+
+// cnt[d] += number of keys in k[0..len) whose digit at `shift` is d.
+NP_HD void np_radix_tile_count(const uint32_t* k, np_i64 len, int shift, uint32_t* cnt) {
+  for (np_i64 i = 0; i < len; ++i) cnt[np_radix_digit(k[i], shift)] += 1u;
+}
+
+// Stable scatter of one tile: off[d] is where the tile's next key with digit d goes.
+NP_HD void np_radix_tile_scatter(const uint32_t* k, np_i64 len, int shift, uint32_t* off, uint32_t* out) {
+  for (np_i64 i = 0; i < len; ++i) {
+    const uint32_t key = k[i];
+    out[off[np_radix_digit(key, shift)]++] = key;
+  }
+}
+
+// Whether sorted key i starts a run (the first key, or one that differs from its predecessor).
+NP_HD bool np_run_head(const uint32_t* k, np_i64 i) { return i == 0 || k[i] != k[i - 1]; }
+
+// ---------------------------------------------------------------------------------------
 // Block formats (issue 12): DEF-FORMAT-BLOCK-ABSMAX, DEF-FORMAT-MX, DEF-FORMAT-NVFP4, as
 // reference/formats.py computes them.  One block is processed by np_block_quantize_one, which
 // the kernel (block.cu) runs once per block and the host harness runs serially.  Inputs are
