@@ -6,8 +6,10 @@ derived from that entry.
 
 from .claim import CLAIM_STUDY
 from .registry import VERDICTS, Option, Steps, Study, claim_row, parse_option
+from .rounding import ROUNDING_STUDY
 
 __all__ = ["STUDIES", "Study", "Option", "Steps", "VERDICTS", "claim_row", "parse_option"]
 
 #: Every study, by name (the order ``natprec study --list`` prints).
-STUDIES = {s.name: s for s in (CLAIM_STUDY,)}
+STUDIES = {s.name: s for s in (CLAIM_STUDY,
+                                   ROUNDING_STUDY)}
