@@ -6,6 +6,7 @@ derived from that entry.
 
 from .billm import BILLM_STUDY
 from .claim import CLAIM_STUDY
+from .geometry import GEOMETRY_STUDY
 from .registry import VERDICTS, Option, Steps, Study, claim_row, parse_option
 from .rounding import ROUNDING_STUDY
 
@@ -13,4 +14,4 @@ __all__ = ["STUDIES", "Study", "Option", "Steps", "VERDICTS", "claim_row", "pars
 
 #: Every study, by name (the order ``natprec study --list`` prints).
 STUDIES = {s.name: s for s in (CLAIM_STUDY,
-                                   ROUNDING_STUDY, BILLM_STUDY)}
+                                   GEOMETRY_STUDY, ROUNDING_STUDY, BILLM_STUDY)}

@@ -40,7 +40,9 @@ from .weightlayers import (
     layer_runner,
     linear_weight_sites,
     relative_output_error,
+    save_figure,
     task_distortion,
+    verdict_lines,
 )
 
 __all__ = ["residual_binarize", "sign_binarize", "billm_binarize", "billm_bits", "layer_hessian", "billm_study",
@@ -324,9 +326,7 @@ def billm_lines(doc: dict) -> list[str]:
         b = row["methods"]["billm"]
         out.append(f"{'':44} BiLLM: {b['salient_columns']} salient columns, sparse share {b['sparse_share']:.3f}, signs only "
                    f"{b['bits_signs']:.3f} b/w, flags entropy-coded {b['bits_entropy_coded']:.3f} b/w")
-    out += ["", *[f"{c['id']}: {c['verdict']} — {c['measured']}" for c in doc["claims"]]]
-    out += [f"error: {e['what']}: {e['error']}" for e in doc["errors"]]
-    return out
+    return out + verdict_lines(doc)
 
 
 def billm_plots(doc: dict, out_dir) -> list[Path]:
@@ -344,11 +344,7 @@ def billm_plots(doc: dict, out_dir) -> list[Path]:
     ax.set_yscale("log")
     ax.set_title("BiLLM vs sign binarization vs 4-bit: distortion per bit")
     ax.legend(fontsize=7)
-    path = Path(out_dir) / "billm.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save_figure(plt, fig, out_dir, "billm.png")]
 
 
 BILLM_STUDY = Study(

@@ -29,7 +29,9 @@ from .weightlayers import (
     layer_runner,
     linear_weight_sites,
     relative_output_error,
+    save_figure,
     task_distortion,
+    verdict_lines,
 )
 
 __all__ = ["grid_step", "stochastic_round", "rounding_errors", "expansion_noise", "rounding_study", "rounding_lines",
@@ -365,9 +367,7 @@ def rounding_lines(doc: dict) -> list[str]:
             r = exp[m]
             out.append(f"  {m.upper():3}: null share {r['null_fraction']:.3f} → {r['null_fraction_widened']:.3f} (zero-gain units "
                        f"{r['null_fraction_zero_gain']:.3f}); noise reaching layer 2 ×{r['delivered_ratio']:.3f}")
-    out += ["", *[f"{c['id']}: {c['verdict']} — {c['measured']}" for c in doc["claims"]]]
-    out += [f"error: {e['what']}: {e['error']}" for e in doc["errors"]]
-    return out
+    return out + verdict_lines(doc)
 
 
 def rounding_plots(doc: dict, out_dir) -> list[Path]:
@@ -387,11 +387,7 @@ def rounding_plots(doc: dict, out_dir) -> list[Path]:
     ax.set_ylabel("stochastic / round-to-nearest")
     ax.set_title("How much more error does stochastic rounding add than round-to-nearest?")
     ax.legend(fontsize=7)
-    path = Path(out_dir) / "rounding.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save_figure(plt, fig, out_dir, "rounding.png")]
 
 
 ROUNDING_STUDY = Study(

@@ -7,6 +7,8 @@ of the model with one weight replaced (the model's own distortion, spec/11 DEF-T
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from natprec.model.distortion import per_sample_distortion
@@ -15,7 +17,7 @@ from natprec.model.sites import Site, find_sites, module_types_of, select_sites
 from natprec.reference.errors import InvalidParameterError
 
 __all__ = ["check_patterns", "check_positive_int", "check_bits", "linear_weight_sites", "layer_runner", "layer_inputs",
-           "task_distortion", "relative_output_error"]
+           "task_distortion", "relative_output_error", "verdict_lines", "save_figure"]
 
 
 def check_patterns(flag: str, value):
@@ -90,3 +92,18 @@ def relative_output_error(x: np.ndarray, w: np.ndarray, w_hat: np.ndarray) -> fl
     num = float(np.sum((x @ (np.asarray(w_hat, np.float64) - w).T) ** 2))
     den = float(np.sum((x @ np.asarray(w, np.float64).T) ** 2))
     return num / den if den > 0 else 0.0
+
+
+def verdict_lines(doc: dict) -> list[str]:
+    """DEF-STUDY — the closing lines of a study's table: each claim's verdict with its numbers, then each error."""
+    return ["", *[f"{c['id']}: {c['verdict']} — {c['measured']}" for c in doc["claims"]],
+            *[f"error: {e['what']}: {e['error']}" for e in doc["errors"]]]
+
+
+def save_figure(plt, fig, out_dir, name: str) -> Path:
+    """DEF-STUDY — write ``fig`` as ``out_dir/name`` (tight layout, 110 dpi), close it, return the path."""
+    path = Path(out_dir) / name
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
