@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from natprec.model.deps import require_matplotlib
+from natprec.model.deps import require_matplotlib, require_torch
 from natprec.model.quantize import site_format
 from natprec.model.runner import MeasuredModel
+from natprec.model.sites import Site
 from natprec.reference.errors import InvalidParameterError
 
 from .registry import Option, Steps, Study, claim_row
@@ -131,8 +132,7 @@ def expansion_noise(x: np.ndarray, w1: np.ndarray, b1, w2: np.ndarray, act, *, b
     original with h more units whose outgoing weights are zero (their noise lies in the null space by construction).
     ``act``: a function on float64 torch tensors.
     """
-    import torch
-
+    torch = require_torch()
     x = np.asarray(x, np.float64)
     w1 = np.asarray(w1, np.float32)
     w2 = np.asarray(w2, np.float64)
@@ -198,7 +198,7 @@ def _check_max_rows(flag, v):
 
 def _expansion_pair(mm: MeasuredModel, spec: str):
     """(first Linear path, second Linear path, activation) of the widened pair; None when the model has none."""
-    torch = __import__("torch")
+    torch = require_torch()
     mods = dict(mm.model.named_modules())
     lin = [n for n, m in mods.items() if isinstance(m, torch.nn.Linear)]
     if spec != "auto":
@@ -290,8 +290,6 @@ def rounding_study(mm: MeasuredModel, *, sites=DEFAULT_ROUNDING_SITES, bits=(4, 
                 first, second, act = pair
                 mods = dict(mm.model.named_modules())
                 f, g = mods[first], mods[second]
-                from natprec.model.sites import Site
-
                 s1 = Site(f"{first}.weight", "weight", first, "weight")
                 r1 = runner if any(s.name == s1.name for s in chosen) else layer_runner(mm, [s1])
                 x = layer_inputs(r1, s1, max_rows)
