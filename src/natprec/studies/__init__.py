@@ -5,13 +5,19 @@ derived from that entry.
 """
 
 from .billm import BILLM_STUDY
+from .carrier import CARRIER_STUDY
 from .claim import CLAIM_STUDY
 from .geometry import GEOMETRY_STUDY
-from .registry import VERDICTS, Option, Steps, Study, claim_row, parse_option
 from .rounding import ROUNDING_STUDY
+from .registry import VERDICTS, Option, Steps, Study, claim_row, parse_option
 
 __all__ = ["STUDIES", "Study", "Option", "Steps", "VERDICTS", "claim_row", "parse_option"]
 
 #: Every study, by name (the order ``natprec study --list`` prints).
-STUDIES = {s.name: s for s in (CLAIM_STUDY,
-                                   GEOMETRY_STUDY, ROUNDING_STUDY, BILLM_STUDY)}
+STUDIES = {s.name: s for s in (
+    CLAIM_STUDY,
+    CARRIER_STUDY,
+    GEOMETRY_STUDY,
+    ROUNDING_STUDY,
+    BILLM_STUDY,
+)}
