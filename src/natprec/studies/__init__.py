@@ -8,8 +8,9 @@ from .billm import BILLM_STUDY
 from .carrier import CARRIER_STUDY
 from .claim import CLAIM_STUDY
 from .geometry import GEOMETRY_STUDY
-from .rounding import ROUNDING_STUDY
 from .registry import VERDICTS, Option, Steps, Study, claim_row, parse_option
+from .rounding import ROUNDING_STUDY
+from .shaping import SHAPING_STUDY
 
 __all__ = ["STUDIES", "Study", "Option", "Steps", "VERDICTS", "claim_row", "parse_option"]
 
@@ -17,6 +18,7 @@ __all__ = ["STUDIES", "Study", "Option", "Steps", "VERDICTS", "claim_row", "pars
 STUDIES = {s.name: s for s in (
     CLAIM_STUDY,
     CARRIER_STUDY,
+    SHAPING_STUDY,
     GEOMETRY_STUDY,
     ROUNDING_STUDY,
     BILLM_STUDY,
