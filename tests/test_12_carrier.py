@@ -18,6 +18,7 @@ transformers = pytest.importorskip("transformers")
 
 from natprec.cli import main  # noqa: E402
 from natprec.model import MeasuredModel, site_format  # noqa: E402
+from natprec.model.resolution import grid_step  # noqa: E402
 from natprec.studies import STUDIES  # noqa: E402
 from natprec.studies import carrier as carrier_mod  # noqa: E402
 from natprec.studies.carrier import (  # noqa: E402
@@ -174,6 +175,24 @@ def test_noise_measures_match_a_direct_computation():
 
 
 @pytest.mark.spec("DEF-STUDY-CARRIER")
+def test_resolution_of_carrier_and_signal_is_a_pass_next_to_a_fail():
+    mm = tiny_bert(layers=1, batches=1)
+    tol = 1e-7
+    doc = carrier_study(mm, tolerance=tol, resolution=True)
+    assert doc["settings"]["resolution"] is True
+    for rec in doc["results"]["adds"]:
+        for which in ("r", "a"):
+            res = rec[f"resolution_{which}"]
+            curve = {int(k): v for k, v in res["curve"].items()}
+            k = res["step_index"]
+            assert k is not None and curve[k] <= tol and res["step"] == grid_step(k)
+            # the coarser neighbour was measured and fails, unless k is the window's top (every value → 0 passes)
+            assert k == res["window"][1] or (k + 1 in curve and curve[k + 1] > tol)
+            assert res["cells_bits"] >= math.ceil(res["entropy_bits"]) and res["cells"] >= 1
+    assert "the uniform step each needs" in "\n".join(carrier_lines(doc))
+
+
+@pytest.mark.spec("DEF-STUDY-CARRIER")
 def test_bad_options_and_a_failing_add(monkeypatch):
     mm = tiny_bert()
     for kw, val in (({"layers": (-1,)}, -1), ({"layers": (2,)}, 2), ({"tolerance": 0.0}, 0.0), ({"table_bits": 9}, 9),
@@ -183,10 +202,10 @@ def test_bad_options_and_a_failing_add(monkeypatch):
         assert e.value.value == val
     real = carrier_mod._task_distortion
 
-    def flaky(torch_, mm_, ad, which, bits, refs):
+    def flaky(torch_, mm_, ad, which, fmt, refs):
         if ad.name == "encoder.layer.0/ffn":
             raise NonFiniteInputError(f"{ad.name}: non-finite model output", value=ad.name)
-        return real(torch_, mm_, ad, which, bits, refs)
+        return real(torch_, mm_, ad, which, fmt, refs)
     monkeypatch.setattr(carrier_mod, "_task_distortion", flaky)
     doc = carrier_study(mm)
     assert doc["errors"] == [{"what": "encoder.layer.0/ffn", "error": "encoder.layer.0/ffn: non-finite model output"}]

@@ -28,6 +28,7 @@ from natprec.model.deps import require_matplotlib, require_torch
 from natprec.model.distortion import per_sample_distortion
 from natprec.model.measure import DEFAULT_TOLERANCE, check_tolerance
 from natprec.model.quantize import INT_BITS, site_format
+from natprec.model.resolution import UniformStep, grid_step, resolution_entropy, resolution_search, search_window, step_index_above
 from natprec.model.runner import MeasuredModel, call_model, resolve_device, to_device
 from natprec.model.sensitivity import monotone_search
 from natprec.reference.errors import InvalidParameterError, NatprecError, NonFiniteInputError
@@ -119,7 +120,7 @@ def snr_db(signal_power: float, noise_power: float) -> float:
         raise InvalidParameterError(f"snr_db needs finite powers >= 0; got S={s!r}, N={n!r}", value=(s, n))
     if n == 0:
         return math.inf if s > 0 else math.nan
-    return -math.inf if s == 0 else 10.0 * math.log10(s / n)
+    return -math.inf if s == 0 else 10.0 * (math.log10(s) - math.log10(n))  # logs apart: no overflow of s/n
 
 
 def carrier_gain_db(r, a) -> float:
@@ -178,9 +179,9 @@ class _Moments:
         return float(cov / math.sqrt(vp * vq)) if vp > 0 and vq > 0 else None
 
 
-def _quantize(torch, x, bits: int):
-    """DEF-SITE-QUANTIZE — an activation at intB per tensor (the batch tensor, padding included)."""
-    q = site_format(f"int{bits}").quantize_dequantize(x.detach().cpu().numpy(), per_channel=False)
+def _quantize(torch, x, fmt):
+    """DEF-SITE-QUANTIZE — an activation quantized per tensor (the batch tensor, padding included): a SiteFormat or UniformStep."""
+    q = fmt.quantize_dequantize(x.detach().cpu().numpy(), per_channel=False)
     return torch.from_numpy(q).to(x.device)
 
 
@@ -277,11 +278,12 @@ def _add_measures(torch, pairs, masks, bits) -> dict:
         "protocol": {},
     }
     for b in bits:
+        fmt = site_format(f"int{b}")
         na_ = nr_ = nar = 0.0
         m = _Moments()
         for (r, a), mask in zip(pairs, masks, strict=True):
-            ea = _real(_quantize(torch, a, b), mask) - _real(a, mask)
-            er = _real(_quantize(torch, r, b), mask) - _real(r, mask)
+            ea = _real(_quantize(torch, a, fmt), mask) - _real(a, mask)
+            er = _real(_quantize(torch, r, fmt), mask) - _real(r, mask)
             y = _real(r, mask) + _real(a, mask)
             na_ += float((ea ** 2).sum())
             nr_ += float((er ** 2).sum())
@@ -298,20 +300,20 @@ def _add_measures(torch, pairs, masks, bits) -> dict:
     return rec
 
 
-def _task_distortion(torch, mm, ad: ResidualAdd, which: str, bits: int, refs) -> float:
-    """Mean task distortion with only ``which`` (r or a) of ``ad`` quantized at intB (per batch tensor)."""
+def _task_distortion(torch, mm, ad: ResidualAdd, which: str, fmt, refs) -> float:
+    """Mean task distortion with only ``which`` (r or a) of ``ad`` quantized by ``fmt`` (per batch tensor)."""
     blk = dict(mm.model.named_modules())[ad.block]
     if which == "r":
-        h = blk.register_forward_pre_hook(lambda m, args: (args[0], _quantize(torch, args[1], bits), *args[2:]))
+        h = blk.register_forward_pre_hook(lambda m, args: (args[0], _quantize(torch, args[1], fmt), *args[2:]))
     else:
-        h = blk.dense.register_forward_hook(lambda m, args, out: _quantize(torch, out, bits))
+        h = blk.dense.register_forward_hook(lambda m, args, out: _quantize(torch, out, fmt))
     total, n = 0.0, 0
     try:
         for b, batch in enumerate(mm.batches):
             with torch.no_grad():
                 out = mm.output_fn(call_model(mm.model, batch), batch).float()
             if not bool(torch.isfinite(out).all()):
-                raise NonFiniteInputError(f"{ad.name}: {which} at int{bits}: non-finite model output on batch {b}", value=ad.name)
+                raise NonFiniteInputError(f"{ad.name}: {which} at {fmt.name}: non-finite model output on batch {b}", value=ad.name)
             total += float(per_sample_distortion(mm.distortion, refs[b], out, loss_fn=mm.loss_fn, batch=batch).sum())
             n += refs[b].shape[0]
     finally:
@@ -319,12 +321,33 @@ def _task_distortion(torch, mm, ad: ResidualAdd, which: str, bits: int, refs) ->
     return total / n
 
 
+def _resolution(torch, mm, ad, which, pairs, masks, refs, tol, b_star, curve) -> dict | None:
+    """DEF-SITE-RESOLUTION, DEF-INFORMATION-PRECISION for r or a at one add: Δ(ε), its cells and entropy (None: all zero)."""
+    x = np.concatenate([_real(p[0 if which == "r" else 1], m) for p, m in zip(pairs, masks, strict=True)]).astype(np.float32)
+    if not np.any(x):
+        return None
+    window = search_window(x)
+    b = b_star if b_star is not None else max(curve)
+    start = step_index_above(float(np.max(np.abs(x))) / ((1 << (b - 1)) - 1)) - 1
+    if curve[b] > 0:  # as the report's search: from the int-b point, moved as a distortion growing as Δ² would move
+        start += math.floor(2 * (math.log2(tol) - math.log2(curve[b])))
+    seen: dict[int, float] = {}
+    k = resolution_search(lambda j: _task_distortion(torch, mm, ad, which, UniformStep(j), refs), start, window, tol, seen)
+    out = {"step_index": k, "step": None if k is None else grid_step(k), "window": list(window),
+           "curve": {str(j): seen[j] for j in sorted(seen)},
+           "std": float(np.std(x.astype(np.float64)))}
+    out.update(resolution_entropy(x, k) if k is not None else
+               {"entropy_bits": None, "entropy_bits_mm": None, "cells": None, "cells_bits": None})
+    return out
+
+
 def carrier_study(mm: MeasuredModel, *, layers=None, tolerance: float = DEFAULT_TOLERANCE, table_bits: int = DEFAULT_TABLE_BITS,
-                  progress=False, device=None) -> dict:
+                  resolution: bool = False, progress=False, device=None) -> dict:
     """DEF-STUDY-CARRIER — carrier r and added signal a at every residual add of ``layers`` (default all), seed 001 §7.
 
     ``tolerance``: ε of the task distortion for b*_r(ε), b*_a(ε) (int2…int16, bisection);
-    ``table_bits``: the b whose SNRs the table and the verdicts read (the document holds every b).
+    ``table_bits``: the b whose SNRs the table and the verdicts read (the document holds every b);
+    ``resolution``: also the uniform step Δ(ε) each of r and a needs and b_H, b*_Δ there (DEF-SITE-RESOLUTION).
     """
     torch = require_torch()
     layers = check_layers("--layers", layers)
@@ -365,11 +388,13 @@ def carrier_study(mm: MeasuredModel, *, layers=None, tolerance: float = DEFAULT_
                 curve_eval = {}
 
                 def ev(b, which=which, curve_eval=curve_eval):
-                    curve_eval[b] = _task_distortion(torch, mm, ad, which, b, refs)
+                    curve_eval[b] = _task_distortion(torch, mm, ad, which, site_format(f"int{b}"), refs)
                     return curve_eval[b]
                 b_star, _ = monotone_search(ev, list(SEARCH_BITS), tol)
                 rec[f"b_star_{which}"] = b_star
                 rec[f"distortion_{which}"] = {str(b): v for b, v in sorted(curve_eval.items())}
+                if resolution:
+                    rec[f"resolution_{which}"] = _resolution(torch, mm, ad, which, store[ad.block], masks, refs, tol, b_star, curve_eval)
         except NatprecError as exc:
             rec["error"] = str(exc)
             errors.append({"what": ad.name, "error": str(exc)})
@@ -379,7 +404,8 @@ def carrier_study(mm: MeasuredModel, *, layers=None, tolerance: float = DEFAULT_
     doc = {
         "study": "carrier", "spec": "DEF-STUDY-CARRIER", "model": mm.description,
         "settings": {"layers": list(layers) if layers is not None else None, "tolerance": tol, "table_bits": table_bits,
-                     "distortion": mm.distortion, "device": dev, "quantizer": "intB per tensor, per batch tensor (DEF-SITE-QUANTIZE)",
+                     "resolution": bool(resolution), "distortion": mm.distortion,
+                     "device": dev, "quantizer": "intB per tensor, per batch tensor (DEF-SITE-QUANTIZE)",
                      "bits": list(INT_BITS), "search_bits": list(SEARCH_BITS)},
         "results": {"adds": results},
         "errors": errors,
@@ -393,6 +419,19 @@ def carrier_study(mm: MeasuredModel, *, layers=None, tolerance: float = DEFAULT_
 def _span(vals, fmt="{:.1f}") -> str:
     vals = [v for v in vals if v is not None]
     return (fmt.format(min(vals)) + "…" + fmt.format(max(vals))) if vals else "none"
+
+
+def _information(ok: list[dict]) -> str:
+    """With --resolution: how often a holds less information than r at the task's resolution (b_H), and the steps."""
+    both = [(r["resolution_r"], r["resolution_a"]) for r in ok if r.get("resolution_r") and r.get("resolution_a")
+            and r["resolution_r"]["entropy_bits"] is not None and r["resolution_a"]["entropy_bits"] is not None]
+    if not both:
+        return ""
+    less = sum(a["entropy_bits"] < r["entropy_bits"] for r, a in both)
+    same = sum(a["step_index"] == r["step_index"] for r, a in both)
+    h_a, h_r = _span([a["entropy_bits"] for _, a in both], "{:.2f}"), _span([r["entropy_bits"] for r, _ in both], "{:.2f}")
+    return (f"; at the step the task needs (same step for r and a at {same} of {len(both)} adds) b_H of a < b_H of r at {less} of "
+            f"{len(both)} (a {h_a}, r {h_r} bits)")
 
 
 def _claims(results: list[dict], bits: int, tol: float) -> list[dict]:
@@ -426,7 +465,7 @@ def _claims(results: list[dict], bits: int, tol: float) -> list[dict]:
             f"int b*(ε = {tol:g}) of the added signal a / of the carrier r at the attention adds: "
             + ", ".join(f"{show(r['b_star_a'])}/{show(r['b_star_r'])}" for r in att)
             + f" (a needs fewer bits at {len(lower)} of {len(att)}, more at {len(higher)}); at the feed-forward adds: "
-            + (", ".join(f"{show(r['b_star_a'])}/{show(r['b_star_r'])}" for r in ffn) or "none measured")), v2))
+            + (", ".join(f"{show(r['b_star_a'])}/{show(r['b_star_r'])}" for r in ffn) or "none measured") + _information(ok)), v2))
     allp = [r["protocol"][str(bits)] for r in ok]
     cs = [abs(x[k]) for x in allp for k in ("corr_signal_noise_a", "corr_signal_noise_r") if x[k] is not None]
     qr = [x["quadrature_ratio"] for x in allp if x["quadrature_ratio"] is not None]
@@ -464,6 +503,18 @@ def carrier_lines(doc: dict) -> list[str]:
                    f"{p['snr_branch_a_db']:>7.1f} {p['snr_sum_a_db']:>8.1f} {p['snr_sum_r_db']:>7.1f} "
                    f"{_f(p['quadrature_ratio'], '{:.3f}'):>14} {_f(p['corr_signal_noise_a'], '{:+.3f}'):>11} "
                    f"{'>16' if r['b_star_a'] is None else r['b_star_a']:>5} {'>16' if r['b_star_r'] is None else r['b_star_r']:>5}")
+    res = [r for r in doc["results"]["adds"] if r.get("resolution_r") or r.get("resolution_a")]
+    if res:
+        out += ["", "the uniform step each needs at ε (DEF-SITE-RESOLUTION), and b*_Δ, b_H there (DEF-INFORMATION-PRECISION):",
+                f"{'add':<28} {'Δ_r':>9} {'Δ_a':>9} {'Δ_r/std_r':>9} {'Δ_a/std_a':>9} {'b*_Δ r':>6} {'b*_Δ a':>6} {'b_H r':>6} {'b_H a':>6}"]
+        for r in res:
+            x, y = r.get("resolution_r") or {}, r.get("resolution_a") or {}
+
+            def ratio(v):
+                return None if not v or v.get("step") is None or not v["std"] else v["step"] / v["std"]
+            out.append(f"{r['add']:<28} {_f(x.get('step'), '{:.3g}'):>9} {_f(y.get('step'), '{:.3g}'):>9} "
+                       f"{_f(ratio(x), '{:.3g}'):>9} {_f(ratio(y), '{:.3g}'):>9} {_f(x.get('cells_bits'), '{}'):>6} "
+                       f"{_f(y.get('cells_bits'), '{}'):>6} {_f(x.get('entropy_bits'), '{:.2f}'):>6} {_f(y.get('entropy_bits'), '{:.2f}'):>6}")
     out += ["", "gain = SNR(sum) − SNR(branch a) = 10·log10(‖r+a‖²/‖a‖²) for noise on a alone (THM-CARRIER-GAIN)", ""]
     out += [f"{c['id']} [{c['verdict']}] {c['measured']}" for c in doc["claims"]]
     return out
@@ -517,5 +568,6 @@ CARRIER_STUDY = Study(
         Option("layers", "ints", None, "layer indices measured (default: all)", check_layers),
         Option("tolerance", "float", DEFAULT_TOLERANCE, "ε of the task distortion for b*_r and b*_a", check_tolerance),
         Option("table_bits", "int", DEFAULT_TABLE_BITS, "the int bits whose SNRs the table shows", check_bits),
+        Option("resolution", "flag", False, "also search the uniform step Δ(ε) r and a need, with b_H and b*_Δ there (slower)"),
     ),
 )
