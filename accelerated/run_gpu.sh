@@ -78,6 +78,8 @@ step exhaustive16 200 env NATPREC_HYPOTHESIS_PROFILE=ci "${PT[@]}" conformance/t
   -k "not all_float32" -rs --durations=10 --junitxml="$OUTDIR/exhaustive16.xml"
 step float32 120 env NATPREC_EXHAUSTIVE_FP32=1 NATPREC_EXHAUSTIVE_TIES=even,down,up,away "${PT[@]}" \
   conformance/test_exhaustive.py -k all_float32 -s -rs --durations=12 --junitxml="$OUTDIR/float32.xml"
+# natprec report's passes on the GPU and its statistics on this tier (issue 11): a small model, both devices compared.
+step model 90 "${PT[@]}" -q tests/test_model_measure.py -k "cuda or accelerated_tier" -rs --junitxml="$OUTDIR/model.xml"
 step bench 120 env NATPREC_BENCH_OUT="$OUTDIR" "${PT[@]}" -q -s bench/bench_accelerated.py -rs
 if [ -f "$OUTDIR/bench_accelerated.json" ]; then
   "$PY" bench/results_table.py "$OUTDIR/bench_accelerated.json" > "$OUTDIR/bench_table.md" 2>&1 || status=1
