@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import rankdata
 
 from natprec.reference.errors import InvalidParameterError
 
@@ -58,6 +57,8 @@ def spearman(a, b) -> float | None:
         raise InvalidParameterError(f"spearman needs two 1-D arrays of one length; got {a.shape} and {b.shape}", value=(a.shape, b.shape))
     if a.size < 3 or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         return None
+    from scipy.stats import rankdata  # here, not at import: scipy.stats costs ~1 s to import
+
     r = float(_rank_corr(rankdata(a), rankdata(b)))
     return None if math.isnan(r) else r
 
@@ -75,6 +76,8 @@ def spearman_interval(a, b, *, resamples: int = CLAIM_RESAMPLES, confidence: flo
         return out
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     idx = np.random.default_rng(seed).integers(0, a.size, size=(resamples, a.size))
+    from scipy.stats import rankdata
+
     r = _rank_corr(rankdata(a[idx], axis=1), rankdata(b[idx], axis=1))
     ok = r[~np.isnan(r)]
     out["degenerate"] = int(r.size - ok.size)
