@@ -618,3 +618,15 @@ def test_cuda_runs_the_passes_and_the_statistics_on_the_accelerated_tier():
     weights = [(g["info"], c["info"], g["format_info"], c["format_info"])
                for g, c in zip(doc["sites"], cpu["sites"]) if g["kind"] == "weight"]
     assert weights and all(g == c and gf == cf for g, c, gf, cf in weights)  # the same weights: tiers agree bit for bit
+
+
+@pytest.mark.spec("DEF-SITE")
+def test_torch_loaded_by_natprec_sleeps_instead_of_spinning():
+    code = ("import os\nfrom natprec.model.deps import require_torch\nrequire_torch()\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'))\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # a user's choice is kept
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.strip() == "ACTIVE"
