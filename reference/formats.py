@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import ml_dtypes
 import numpy as np
 
 from ._domain import CHUNK_ELEMENTS, as_float_array, assert_subnormals_survive, check_nan_policy, chunks, layout_of, nan_mask, raise_on_nan
@@ -44,6 +45,10 @@ __all__ = [
     "prepare_block_input",
     "prepare_quantize",
     "execute_quantize",
+    "cast_codes",
+    "search_codes",
+    "CAST_DTYPES",
+    "CAST_INPUTS",
     "DequantizePlan",
     "BlockDequantizePlan",
     "prepare_dequantize",
@@ -730,11 +735,66 @@ def prepare_quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None,
 
 
 def execute_quantize(plan: QuantizePlan | BlockQuantizePlan):
-    """DEF-QUANTIZE — the reference executor: the encodings (or BlockQuantized) a prepared plan stands for."""
+    """DEF-QUANTIZE — the reference executor: the encodings (or BlockQuantized) a prepared plan stands for.
+
+    Element formats: :func:`cast_codes` where a dtype cast computes the definition (THM-CAST-PATH),
+    else :func:`search_codes`, the definition itself.
+    """
     if isinstance(plan, BlockQuantizePlan):
         codes = execute_quantize(plan.elements)
         return BlockQuantized(plan.format.name, _unblock(codes, plan.n, plan.shape), plan.scales, plan.tensor_scale, plan.shape,
                               plan.format.block_size)
+    codes = cast_codes(plan)
+    return search_codes(plan) if codes is None else codes
+
+
+#: THM-CAST-PATH — registry element formats whose round-to-nearest-even conversion NumPy or ml_dtypes casts compute.
+CAST_DTYPES = {
+    "float16": np.dtype(np.float16),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "float8_e4m3fn": np.dtype(ml_dtypes.float8_e4m3fn),
+    "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
+    "float6_e2m3fn": np.dtype(ml_dtypes.float6_e2m3fn),
+    "float6_e3m2fn": np.dtype(ml_dtypes.float6_e3m2fn),
+    "float4_e2m1fn": np.dtype(ml_dtypes.float4_e2m1fn),
+}
+#: Input dtypes the cast path takes: each converts to the target in one rounding (float64 may round twice).
+CAST_INPUTS = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16), np.dtype(np.float32))
+
+
+def cast_codes(plan: QuantizePlan) -> np.ndarray | None:
+    """THM-CAST-PATH — the plan's encodings by a dtype cast, or None where the cast is not proved to equal the search.
+
+    Applies to the registry's own formats in CAST_DTYPES, tie "even", float16/bfloat16/float32 input.
+    Saturating plans clip to ±max_finite in float32 first (the cast's overflow would be Inf or NaN); NaN inputs get the
+    canonical NaN with the input's sign bit, as in :func:`search_codes`.
+    """
+    f, arr = plan.format, plan.x
+    target = CAST_DTYPES.get(f.name)
+    if target is None or plan.tie != "even" or arr.dtype not in CAST_INPUTS or _ELEMENTS.get(f.name) is not f:
+        return None
+    cd = f.code_dtype
+    flat, nan = arr.reshape(-1), plan.nan.reshape(-1)
+    top = _F32(f.max_finite)  # exact in float32 for every format of CAST_DTYPES (not in float16 or bfloat16)
+    codes = np.empty(flat.size, dtype=cd)
+    for sl in chunks(flat.size):
+        x = flat[sl]
+        if plan.saturate:  # in float32, exactly: the input converts to it without rounding; NaN passes np.clip
+            x = np.clip(x.astype(_F32), -top, top)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow to Inf/NaN is the non-saturating result
+            c = x.astype(target).view(np.uint16 if target.itemsize == 2 else np.uint8).astype(cd, copy=False)
+        if nan[sl].any():
+            lay = layout_of(arr.dtype)
+            signbit = (np.ascontiguousarray(flat[sl]).view(lay.uint) >> lay.uint(lay.nbits - 1)).astype(bool)
+            canon, sign = cd(f.nan_code), cd(1 << f.sign_bit)
+            c = np.where(nan[sl], np.where(signbit, canon | sign, canon), c).astype(cd)
+        codes[sl] = c
+    return codes.reshape(arr.shape)
+
+
+def search_codes(plan: QuantizePlan) -> np.ndarray:
+    """DEF-QUANTIZE — the definition: each element's nearest codeword by exact threshold search (spec/02), its
+    encoding, the sign of zero and NaN as the format states them."""
     f, arr, cb = plan.format, plan.x, plan.codebook
     cd = f.code_dtype
     lay = layout_of(arr.dtype)
