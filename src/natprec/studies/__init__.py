@@ -7,9 +7,11 @@ derived from that entry.
 from .billm import BILLM_STUDY
 from .carrier import CARRIER_STUDY
 from .claim import CLAIM_STUDY
+from .epilogue import EPILOGUE_STUDY
 from .geometry import GEOMETRY_STUDY
 from .registry import VERDICTS, Option, Steps, Study, claim_row, parse_option
 from .rounding import ROUNDING_STUDY
+from .seed003 import SEED003_STUDY
 from .shaping import SHAPING_STUDY
 
 __all__ = ["STUDIES", "Study", "Option", "Steps", "VERDICTS", "claim_row", "parse_option"]
@@ -22,4 +24,6 @@ STUDIES = {s.name: s for s in (
     GEOMETRY_STUDY,
     ROUNDING_STUDY,
     BILLM_STUDY,
+    SEED003_STUDY,
+    EPILOGUE_STUDY,
 )}
