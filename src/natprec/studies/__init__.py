@@ -5,6 +5,7 @@ derived from that entry.
 """
 
 from .billm import BILLM_STUDY
+from .bottleneck import BOTTLENECK_STUDY
 from .carrier import CARRIER_STUDY
 from .claim import CLAIM_STUDY
 from .epilogue import EPILOGUE_STUDY
@@ -13,6 +14,7 @@ from .registry import VERDICTS, Option, Steps, Study, claim_row, parse_option
 from .rounding import ROUNDING_STUDY
 from .seed003 import SEED003_STUDY
 from .shaping import SHAPING_STUDY
+from .softmax import SOFTMAX_STUDY
 
 __all__ = ["STUDIES", "Study", "Option", "Steps", "VERDICTS", "claim_row", "parse_option"]
 
@@ -24,6 +26,8 @@ STUDIES = {s.name: s for s in (
     GEOMETRY_STUDY,
     ROUNDING_STUDY,
     BILLM_STUDY,
+    SOFTMAX_STUDY,
+    BOTTLENECK_STUDY,
     SEED003_STUDY,
     EPILOGUE_STUDY,
 )}

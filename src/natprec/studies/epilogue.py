@@ -24,6 +24,7 @@ from natprec.reference.errors import InvalidParameterError, NatprecError
 from natprec.reference.formats import ElementFormat, resolve_format
 
 from .capture import matching_modules, module_rows, place_model
+from .plotting import save_figure
 from .registry import Option, Steps, Study, claim_row
 
 __all__ = ["DEFAULT_EPILOGUE_FORMATS", "EPILOGUE_STUDY", "activation_minimum", "epilogue_layer", "epilogue_study",
@@ -235,11 +236,7 @@ def epilogue_plots(doc: dict, out_dir: Path) -> list[Path]:
     ax.set_ylabel("MSE(quantize→activate) / MSE(fused)")
     ax.set_title(f"Epilogue order on real pre-{doc['settings']['activation']} values")
     ax.legend()
-    fig.tight_layout()
-    p = Path(out_dir) / "epilogue_order.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return [p]
+    return [save_figure(plt, fig, out_dir, "epilogue_order.png")]
 
 
 EPILOGUE_STUDY = Study(

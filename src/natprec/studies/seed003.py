@@ -26,6 +26,7 @@ from natprec.reference.errors import InvalidParameterError, NatprecError
 
 from .capture import place_model
 from .epilogue import check_positive_int
+from .plotting import save_figure
 from .registry import Option, Steps, Study, claim_row
 
 __all__ = ["DEFAULT_SEED003_FORMATS", "SEED003_STUDY", "bootstrap_beta", "check_formats", "format_against_rd",
@@ -256,10 +257,7 @@ def seed003_plots(doc: dict, out_dir: Path) -> list[Path]:
     ax.set_ylabel("GGD β̂ (95 % bootstrap interval)")
     ax.set_title("GGD shape of each weight tensor")
     ax.legend()
-    fig.tight_layout()
-    paths.append(Path(out_dir) / "seed003_beta.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save_figure(plt, fig, out_dir, "seed003_beta.png"))
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for f in doc["settings"]["formats"]:
         pts = [p for s in ok for p in s["formats"] if p["format"] == f]
@@ -274,10 +272,7 @@ def seed003_plots(doc: dict, out_dir: Path) -> list[Path]:
     ax.set_ylabel("bits per weight")
     ax.set_title("Formats' operating points against R(D)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(Path(out_dir) / "seed003_rd.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save_figure(plt, fig, out_dir, "seed003_rd.png"))
     return paths
 
 
