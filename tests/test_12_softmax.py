@@ -244,6 +244,21 @@ def test_bottleneck_study_small_and_a_diverged_width(monkeypatch):
 
 
 @pytest.mark.spec("DEF-BOTTLENECK-CAPACITY")
+def test_bottleneck_quantization_aware_training():
+    x = bottleneck_data(256, dim=6, latent=3)
+    enc, dec = bottleneck_mod.train_autoencoder(x, 2, hidden=8, steps=60, seed=1, code_precision="int2")
+    enc_f, _ = bottleneck_mod.train_autoencoder(x, 2, hidden=8, steps=60, seed=1)
+    with torch.no_grad():  # the rounding changed the training: a different network from the same seed
+        assert not torch.equal(enc[0].weight, enc_f[0].weight)
+    doc = bottleneck_study(widths=(2,), precisions=("int2", "float32"), dim=6, latent=3, train=256, test=128, steps=100,
+                           hidden=16, qat=True)
+    p = {q["precision"]: q for q in doc["results"]["points"]}
+    assert "mse_post_training" in p["int2"] and "mse_post_training" not in p["float32"]
+    assert p["int2"]["mse"] < p["int2"]["mse_post_training"]  # trained for its 2-bit code, it loses less
+    assert doc["settings"]["qat"] is True and "straight-through" in doc["settings"]["quantization"]
+
+
+@pytest.mark.spec("DEF-BOTTLENECK-CAPACITY")
 @pytest.mark.parametrize("kw,value", [({"precisions": ("int1",)}, "int1"), ({"widths": (0,)}, 0), ({"lr": -1.0}, -1.0),
                                       ({"steps": 0}, 0)])
 def test_bottleneck_bad_options(kw, value):

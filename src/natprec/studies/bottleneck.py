@@ -98,8 +98,13 @@ def bottleneck_data(n: int, *, dim: int = 32, latent: int = 16, decay: float = 0
     return np.tanh(z @ a.T).astype(np.float32)
 
 
-def train_autoencoder(x, width: int, *, hidden: int = 64, steps: int = 1500, lr: float = 3e-3, seed: int = 0):
-    """DEF-BOTTLENECK-CAPACITY — (encoder, decoder) trained by full-batch Adam on MSE (torch, float32, seeded)."""
+def train_autoencoder(x, width: int, *, hidden: int = 64, steps: int = 1500, lr: float = 3e-3, seed: int = 0,
+                      code_precision: str | None = None):
+    """DEF-BOTTLENECK-CAPACITY — (encoder, decoder) trained by full-batch Adam on MSE (torch, float32, seeded).
+
+    ``code_precision``: train with the code rounded (:func:`round_code`, on the batch) in the forward
+    pass and the gradient passed straight through the rounding (quantization-aware training).
+    """
     torch = require_torch()
     torch.manual_seed(seed)
     dim = x.shape[1]
@@ -109,7 +114,11 @@ def train_autoencoder(x, width: int, *, hidden: int = 64, steps: int = 1500, lr:
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=lr)
     for _ in range(int(steps)):
         opt.zero_grad()
-        loss = ((dec(enc(xt)) - xt) ** 2).mean()
+        code = enc(xt)
+        if code_precision is not None:
+            rounded = torch.from_numpy(round_code(code.detach().numpy(), code_precision))
+            code = code + (rounded - code).detach()
+        loss = ((dec(code) - xt) ** 2).mean()
         loss.backward()
         opt.step()
     return enc.eval(), dec.eval()
@@ -147,7 +156,7 @@ def _finer_wins(gains) -> str:
     return ", ".join(f"{pr} (widths {', '.join(ws)})" for pr, ws in wins.items()) or "no point"
 
 
-def _verdicts(points, gains) -> list[dict]:
+def _verdicts(points, gains, qat: bool = False) -> list[dict]:
     at = {(p["width"], p["precision"]): p for p in points}
     claims = []
     ws = sorted({p["width"] for p in points})
@@ -156,9 +165,10 @@ def _verdicts(points, gains) -> list[dict]:
     if ratios.get("int8") and ratios.get("int2"):
         claims.append(claim_row(
             "C-004-3-1",
-            f"rounding the trained code after training (widths {ws}): test MSE over float32's "
+            ("training with the code rounded" if qat else "rounding the trained code after training")
+            + f" (widths {ws}): test MSE over float32's "
             + ", ".join(f"{pr} ×{min(r):.3g}–{max(r):.3g}" for pr, r in ratios.items() if r)
-            + f" — 8 bits of code cost at most {max(ratios['int8']) - 1:.1%} of MSE, 2–4 bits much more",
+            + f" — 8 bits of code cost at most {max(ratios['int8']) - 1:.1%} of MSE, 2 bits at least ×{min(ratios['int2']):.3g}",
             "mixed" if max(ratios["int8"]) < 1.05 and max(ratios["int2"]) > 1.5 else
             "supported" if max(ratios["int8"]) >= 1.05 else "refuted"))
     if all(k in at for k in ((16, "float16"), (32, "float16"), (16, "float32"))):
@@ -177,8 +187,13 @@ def _verdicts(points, gains) -> list[dict]:
 
 def bottleneck_study(mm=None, *, widths=DEFAULT_WIDTHS, precisions=DEFAULT_PRECISIONS, dim: int = 32, latent: int = 16,
                      train: int = 4096, test: int = 2048, steps: int = 1500, hidden: int = 64, lr: float = 3e-3,
-                     seed: int = 0, progress=False) -> dict:
-    """DEF-BOTTLENECK-CAPACITY — train one autoencoder per width, round its test codes to each precision, measure MSE."""
+                     qat: bool = False, seed: int = 0, progress=False) -> dict:
+    """DEF-BOTTLENECK-CAPACITY — train one autoencoder per width, round its test codes to each precision, measure MSE.
+
+    ``qat``: also train one network per (width, intB) with the code rounded during training
+    (:func:`train_autoencoder` ``code_precision``); its test MSE is the point's ``mse`` and the
+    post-training one stays as ``mse_post_training``.
+    """
     widths = check_widths("--widths", widths)
     precisions = check_precisions("--precisions", precisions)
     dim, latent, train, test, steps, hidden = (check_positive_int(f, v) for f, v in (
@@ -190,7 +205,8 @@ def bottleneck_study(mm=None, *, widths=DEFAULT_WIDTHS, precisions=DEFAULT_PRECI
     xtr = bottleneck_data(train, dim=dim, latent=latent, seed=seed)
     xte = bottleneck_data(test, dim=dim, latent=latent, seed=seed, part=1)
     points, train_mse, errors = [], {}, []
-    steps_ = Steps("bottleneck", len(widths), progress)
+    aware = [pr for pr in precisions if pr.startswith("int")] if qat else []
+    steps_ = Steps("bottleneck", len(widths) * (1 + len(aware)), progress)
     with torch.random.fork_rng():
         for w in widths:
             enc, dec = train_autoencoder(xtr, w, hidden=hidden, steps=steps, lr=lr, seed=seed + w)
@@ -200,22 +216,36 @@ def bottleneck_study(mm=None, *, widths=DEFAULT_WIDTHS, precisions=DEFAULT_PRECI
                 train_mse[str(w)] = float(((dec(enc(torch.from_numpy(xtr))) - torch.from_numpy(xtr)) ** 2).mean())
                 if not (math.isfinite(train_mse[str(w)]) and np.isfinite(code).all()):
                     errors.append({"what": f"width {w}", "error": f"training diverged (train MSE {train_mse[str(w)]!r})"})
-                    steps_.step(f"width {w}")
+                    for _ in range(1 + len(aware)):
+                        steps_.step(f"width {w}")
                     continue
                 for pr in precisions:
                     rec = dec(torch.from_numpy(round_code(code, pr))).numpy().astype(np.float64)
                     points.append({"width": w, "precision": pr, "bits": code_bits(pr), "bytes": w * code_bits(pr) / 8,
                                    "mse": float(np.mean((rec - xte) ** 2))})
             steps_.step(f"width {w}")
+            for pr in aware:
+                point = next(p for p in points if p["width"] == w and p["precision"] == pr)
+                enc_q, dec_q = train_autoencoder(xtr, w, hidden=hidden, steps=steps, lr=lr, seed=seed + w, code_precision=pr)
+                with torch.no_grad():
+                    code_q = round_code(enc_q(torch.from_numpy(xte)).numpy(), pr)
+                    mse = float(np.mean((dec_q(torch.from_numpy(code_q)).numpy().astype(np.float64) - xte) ** 2))
+                if math.isfinite(mse):
+                    point["mse_post_training"], point["mse"] = point["mse"], mse
+                else:
+                    errors.append({"what": f"width {w} {pr} (aware)", "error": f"training diverged (test MSE {mse!r})"})
+                steps_.step(f"width {w} {pr}")
     gains = _gains(points, widths, precisions)
     front = pareto_front(points)
     return {"study": "bottleneck", "spec": "DEF-BOTTLENECK-CAPACITY", "model": "its own autoencoder (seeded, CPU)",
             "settings": {"widths": list(widths), "precisions": list(precisions), "dim": dim, "latent": latent, "train": train,
                          "test": test, "steps": steps, "hidden": hidden, "lr": lr, "seed": seed,
-                         "quantization": "post-training, intB one absmax scale over the test codes (not counted in bytes)"},
+                         "qat": bool(qat),
+                         "quantization": ("intB: trained with the rounded code (straight-through)" if qat else "post-training")
+                         + "; intB one absmax scale over the codes of a batch (not counted in bytes)"},
             "results": {"data_variance": float(np.var(xte)), "train_mse": train_mse, "points": points, "gains": gains,
                         "pareto": [[p["width"], p["precision"]] for p in sorted(front, key=lambda p: p["bytes"])]},
-            "claims": _verdicts(points, gains), "timing": {"total": time.perf_counter() - t0}, "errors": errors}
+            "claims": _verdicts(points, gains, qat), "timing": {"total": time.perf_counter() - t0}, "errors": errors}
 
 
 def bottleneck_lines(doc: dict) -> list[str]:
@@ -273,6 +303,7 @@ BOTTLENECK_STUDY = Study(
         Option("steps", "int", 1500, "full-batch Adam steps per network", check_positive_int),
         Option("hidden", "int", 64, "hidden layer width", check_positive_int),
         Option("lr", "float", 3e-3, "Adam learning rate", check_learning_rate),
+        Option("qat", "flag", False, "also train one network per width and intB with the rounded code (slower)"),
         Option("seed", "int", 0, "seed of the data and the networks"),
     ),
 )
