@@ -17,7 +17,7 @@ from .epilogue import synthesize_epilogue
 __all__ = ["plan_model", "epilogue_at", "DEFAULT_PLAN_RULE", "DEFAULT_PLAN_CALIBRATION", "EPILOGUE_CHANNELS"]
 
 #: Calibration sentences of ``natprec plan`` (each edge costs ~6 model evaluations: keep them short).
-DEFAULT_PLAN_CALIBRATION = 16
+DEFAULT_PLAN_CALIBRATION = 8
 #: Channels of the first pre-activation accumulator given to the epilogue synthesis in the plan document.
 EPILOGUE_CHANNELS = 8
 
