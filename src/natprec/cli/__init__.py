@@ -1,4 +1,4 @@
-"""The ``natprec`` command line: ``formats``, ``quantize``, ``tensor``, ``rd``, ``report``, ``study``, ``plan`` and ``landauer``.
+"""The ``natprec`` command line: ``formats``, ``quantize``, ``tensor``, ``scan``, ``rd``, ``report``, ``study``, ``plan`` and ``landauer``.
 
 The CLI only presents: each command (one module here) parses its arguments, calls the library
 function that computes its document (:mod:`natprec.summaries`, :mod:`natprec.analysis`,
@@ -17,7 +17,7 @@ import sys
 from natprec import __version__
 from natprec.reference import NatprecError
 
-from . import formats, landauer, plan, quantize, rd, report, study, tensor
+from . import formats, landauer, plan, quantize, rd, report, scan, study, tensor
 from .args import Parser, UsageError
 
 __all__ = ["main", "build_parser"]
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="natprec", description="Measure the information a tensor carries and the precision it implies.")
     p.add_argument("--version", action="version", version=f"natprec {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (formats, quantize, tensor, rd, report, study, plan, landauer):  # the order of --help
+    for command in (formats, quantize, tensor, scan, rd, report, study, plan, landauer):  # the order of --help
         command.add_parser(sub)
     return p
 
