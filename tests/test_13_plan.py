@@ -157,6 +157,10 @@ def test_a_bijective_remap_is_a_free_boundary_and_an_erasure_is_not():
     assert xy["free"] and xy["cost_j"] == 0.0 and xy["fusion"] == "fuse"
     assert not yz["free"] and yz["fusion"] == "not free" and yz["cost_j_per_element"] > 0  # 7.5 bits into 3
     assert len(plan["domains"]) == 3
+    from natprec.plan.derive import disagreements
+
+    dis = disagreements(plan, m)  # measured rule: every gauge is b*_v itself
+    assert dis == [] and [d["edge"] for d in disagreements(derive_plan(m, rule="entropy"), m)] == ["z", "y"]
     same = derive_plan(m, rule="entropy")  # x and y both need int4: one domain, no boundary between them
     assert same["edges"]["x"]["domain"] == same["edges"]["y"]["domain"] and len(same["boundaries"]) == 1
     with pytest.raises(InvalidParameterError, match="--rule must be one of"):

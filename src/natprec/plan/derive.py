@@ -13,7 +13,7 @@ from natprec.reference.errors import InvalidParameterError
 
 from .ir import DEFAULT_LADDER, FLOAT32, gauge, smallest_covering
 
-__all__ = ["RULES", "edge_bits", "derive_plan", "FUSABLE_CLASSES", "REDUCTION_CLASSES"]
+__all__ = ["RULES", "edge_bits", "derive_plan", "disagreements", "FUSABLE_CLASSES", "REDUCTION_CLASSES"]
 
 #: What a plan covers, per edge: the forward entropy (the IR's own rule), the seed's min(H_fwd, H_bwd),
 #: the natural precision of the support at the edge's resolution, or the measured b*_v(ε).
@@ -128,3 +128,19 @@ def _boundaries(edges: dict, plan_edges: dict, domains: list, temperature: float
                         "cost_j_per_element": per, "cost_j": None if per is None else per * n,
                         "elements": n, "free": free, "fusion": fusion})
     return out
+
+
+def disagreements(plan: dict, measurement: dict) -> list:
+    """DEF-PLAN-DERIVE — the planned edges (not layout) whose derived gauge's capacity differs from the int bits
+    measured to keep D within the edge's ε, b*_v(ε_e) (None: beyond int8), largest gap first."""
+    out = []
+    for name, pe in plan["edges"].items():
+        rec = measurement["edges"][name]
+        if rec["op_class"] == "layout" or rec.get("constant") is None or rec.get("constant"):
+            continue
+        b = rec.get("b_star")
+        cap = pe["capacity_bits"]
+        if b is None or cap != b:
+            out.append({"edge": name, "source": rec.get("source", ""), "gauge": pe["gauge"], "capacity_bits": cap,
+                        "b_star": b, "gap_bits": None if b is None else cap - b})
+    return sorted(out, key=lambda d: -(abs(d["gap_bits"]) if d["gap_bits"] is not None else 99))

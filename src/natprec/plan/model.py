@@ -10,7 +10,7 @@ from natprec.studies import Steps
 
 from .apply import UNIFORM_PLANS, apply_plan, compare_plans, torchao_config
 from .capture import capture, compared_output
-from .derive import RULES
+from .derive import RULES, disagreements
 from .entropy import GraphRuns, measure_graph, planned_edges
 from .epilogue import synthesize_epilogue
 
@@ -66,6 +66,7 @@ def plan_model(mm: MeasuredModel, *, tolerance: float = DEFAULT_TOLERANCE, backw
            "unsupported": graph.unsupported, "measurement": measurement, "plan": plan,
            "comparison": comparison["results"], "plans": {k: v for k, v in comparison["plans"].items() if k != rules[0]},
            "timing": timing}
+    doc["disagreements"] = disagreements(plan, measurement)
     t0 = time.perf_counter()
     doc["epilogue"] = epilogue_at(runs, measurement)
     timing["epilogue_s"] = time.perf_counter() - t0

@@ -38,6 +38,14 @@ def plan_lines(doc: dict) -> list[str]:
     for b in costly:
         lines.append(f"  {b['from']} → {b['to']}: H = {b['h_source_bits']:.2f} bits into {b['target_gauge']} "
                      f"({b['b_target_bits']:.0f} bits): {b['cost_j_per_element']:.3g} J/element, {b['cost_j']:.3g} J per sample")
+    dis = doc.get("disagreements") or []
+    n = sum(1 for e in m["edges"].values() if e.get("constant") is False)
+    below = sum(1 for d in dis if d["b_star"] is None or d["gap_bits"] < 0)
+    lines += ["", f"derived gauge vs b*_v(ε_e): {n - len(dis)} of {n} edges agree; {below} get fewer bits than the task needs, "
+              f"{len(dis) - below} more"]
+    for d in dis[:3]:
+        lines.append(f"  {d['edge']} ({d['source'] or '-'}): {d['gauge']} vs b*_v "
+                     + (">8" if d["b_star"] is None else str(d["b_star"])))
     if doc.get("epilogue"):
         e = doc["epilogue"]
         lines += ["", f"epilogue synthesis at {e['site']} ({e['activation']} → {e['format']}, {len(e['channels'])} channels): "
