@@ -31,7 +31,7 @@ INDEX = tomllib.loads((SPEC / "index.toml").read_text())
 ID_RE = re.compile(r"(DEF|THM)-[A-Z0-9-]+")
 CITED_TEST_RE = re.compile(r"((?:tests|conformance|proofs_lean)/[\w/]+\.py)::(\w+)")
 FIELDS = {"chapter", "reference", "kernel", "proof"}
-OPTIONAL_FIELDS = {"proof_note"}
+OPTIONAL_FIELDS = {"proof_note", "lean", "lean_file"}
 #: The tier suite whose cases are the conformance bodies, each carrying its body's spec_ids.
 BODY_SUITE = "conformance/test_tiers.py::test_tier_matches_reference"
 
