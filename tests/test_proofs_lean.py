@@ -72,7 +72,7 @@ def lean_problems(root: Path) -> list[str]:
             elif imp.split(".")[0] == "NatPrec":
                 todo.append(imp)
     problems += [f"{files[m].relative_to(root)} is not imported from NatPrec.lean" for m in sorted(set(files) - seen)]
-    for mod, f in sorted(files.items()):
+    for _mod, f in sorted(files.items()):
         for m in FORBIDDEN.finditer(_strip_comments(f.read_text())):
             problems.append(f"{f.relative_to(root)}: forbidden '{m.group(1)}'")
         if "NOT MACHINE-CHECKED" not in f.read_text():

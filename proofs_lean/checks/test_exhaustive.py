@@ -99,7 +99,7 @@ def test_census_over_every_support_of_a_grid(tie):
             x = grid[list(sub)]
             nearest = _nearest_cells(x, cb.values)
             cells = []
-            for v, s in zip(x, nearest, strict=True):
+            for s in nearest:
                 i = min(s)
                 if len(s) == 2:  # an exact midpoint between codewords i and i+1
                     i = i + 1 if up[i] else i
