@@ -9,11 +9,12 @@ NOT MACHINE-CHECKED: written for core Lean 4 (no Mathlib) without a Lean toolcha
 
 namespace NatPrec
 
+-- `open Classical in` (core Lean) makes every proposition decidable, for the `if` in the decoder.
+open Classical in
 /-- THM-BIJECTION-INVARIANCE (seed 001 Prop. 1): a map that is one-to-one on the realized support
 loses no information — there is a decoder `g` that recovers every realized value from its image. -/
 theorem bijection_recovers {α β : Type} [Inhabited α] (S : α → Prop) (f : α → β)
     (hf : InjOn f S) : ∃ g : β → α, ∀ x, S x → g (f x) = x := by
-  classical
   refine ⟨fun y => if h : ∃ x, S x ∧ f x = y then Classical.choose h else default, ?_⟩
   intro x hx
   have h : ∃ x', S x' ∧ f x' = f x := ⟨x, hx, rfl⟩
