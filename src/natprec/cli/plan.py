@@ -7,10 +7,11 @@ from pathlib import Path
 from natprec import strictjson
 from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, check_tolerance
 from natprec.plan import RULES
+from natprec.plan.derive import check_rules
 from natprec.plan.entropy import BUDGETS
 from natprec.plan.model import DEFAULT_PLAN_CALIBRATION, plan_model
 from natprec.plan.present import plan_figure, plan_lines
-from natprec.reference.errors import InputFileError, InvalidParameterError
+from natprec.reference.errors import InputFileError
 
 from .render import emit_json
 from .report import add_model_arguments, load_model_from_args, progress_for
@@ -45,10 +46,7 @@ def run(args) -> int:
     """Run ``natprec plan``."""
     check_tolerance("--tolerance", args.tolerance)
     check_tolerance("--backward-tolerance", args.backward_tolerance)
-    rules = tuple(r.strip() for r in args.rules.split(",") if r.strip())
-    bad = [r for r in rules if r not in RULES]
-    if bad or not rules:
-        raise InvalidParameterError(f"--rules: unknown rule(s) {bad or rules}; known: {', '.join(RULES)}", value=args.rules)
+    rules = check_rules("--rules", args.rules)
     doc = plan_model(load_model_from_args(args), tolerance=args.tolerance, backward_tolerance=args.backward_tolerance,
                      budget=args.budget, rules=rules, export=not args.no_export, progress=progress_for(), device=args.device)
     out = Path(args.out)

@@ -13,7 +13,7 @@ from natprec.reference.errors import InvalidParameterError
 
 from .ir import DEFAULT_LADDER, FLOAT32, gauge, smallest_covering
 
-__all__ = ["RULES", "edge_bits", "derive_plan", "disagreements", "FUSABLE_CLASSES", "REDUCTION_CLASSES"]
+__all__ = ["RULES", "check_rules", "edge_bits", "derive_plan", "disagreements", "FUSABLE_CLASSES", "REDUCTION_CLASSES"]
 
 #: What a plan covers, per edge: the forward entropy (the IR's own rule), the seed's min(H_fwd, H_bwd),
 #: the natural precision of the support at the edge's resolution, or the measured b*_v(ε).
@@ -27,6 +27,15 @@ RULES = {
 FUSABLE_CLASSES = ("elementwise", "layout")
 #: Consumers that need fresh statistics of a whole row (layernorm, softmax): a boundary there is not fused.
 REDUCTION_CLASSES = ("reduction",)
+
+
+def check_rules(flag: str, rules) -> tuple:
+    """DEF-PLAN-DERIVE — a non-empty list of rule names (comma-separated or iterable), else InvalidParameterError naming ``flag``."""
+    names = tuple(r.strip() for r in (rules.split(",") if isinstance(rules, str) else rules) if r.strip())
+    bad = [r for r in names if r not in RULES]
+    if bad or not names:
+        raise InvalidParameterError(f"{flag}: unknown rule(s) {bad or list(names)}; known: {', '.join(RULES)}", value=rules)
+    return names
 
 
 def edge_bits(rec: dict, rule: str) -> float | None:

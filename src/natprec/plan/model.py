@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
+import numpy as np
+
+from natprec.model.distortion import per_sample_distortion
 from natprec.model.measure import DEFAULT_BACKWARD_TOLERANCE, DEFAULT_TOLERANCE, check_tolerance
 from natprec.model.runner import MeasuredModel, resolve_device, to_device
+from natprec.reference.errors import MissingDependencyError
 from natprec.studies import Steps
 
 from .apply import UNIFORM_PLANS, apply_plan, compare_plans, torchao_config
 from .capture import capture, compared_output
-from .derive import RULES, disagreements
+from .derive import RULES, check_rules, disagreements
 from .entropy import GraphRuns, measure_graph, planned_edges
 from .epilogue import synthesize_epilogue
 
@@ -38,12 +43,7 @@ def plan_model(mm: MeasuredModel, *, tolerance: float = DEFAULT_TOLERANCE, backw
     """
     tolerance = check_tolerance("--tolerance", tolerance)
     backward_tolerance = check_tolerance("--backward-tolerance", backward_tolerance)
-    rules = tuple(rules)
-    for r in rules:
-        if r not in RULES:
-            from natprec.reference.errors import InvalidParameterError
-
-            raise InvalidParameterError(f"--rules: unknown rule {r!r}; known: {', '.join(RULES)}", value=r)
+    rules = check_rules("--rules", rules)
     dev = resolve_device(device)
     mm.model.to(dev)
     mm.batches = [to_device(b, dev) for b in mm.batches]
@@ -84,8 +84,6 @@ def epilogue_at(runs: GraphRuns, measurement: dict, *, fmt: str = "int8", channe
             continue
         users = [e for e in measurement["edges"].values() if name in e["inputs"] and e["op"] in acts]
         if users:
-            import numpy as np
-
             x = np.concatenate([v.detach().cpu().float().numpy().reshape(-1, v.shape[-1]) for v in runs.values[name]])
             out = synthesize_epilogue(x[:, :channels], fmt, users[0]["op"])
             out["site"] = f"{rec['source'] or name} ({name})"
@@ -95,11 +93,6 @@ def epilogue_at(runs: GraphRuns, measurement: dict, *, fmt: str = "int8", channe
 
 def _export(runs: GraphRuns, measurement: dict, plan: dict, mm: MeasuredModel) -> dict:
     """The plan's weight gauges through torchao on a copy of the model, against the plan's own weights-only prediction."""
-    import copy
-
-    from natprec.model.distortion import per_sample_distortion
-    from natprec.reference.errors import MissingDependencyError
-
     t0 = time.perf_counter()
     try:
         cfg, chosen = torchao_config(plan, measurement)
