@@ -7,6 +7,8 @@ IEEE total-order keys and the flush-to-zero guard.
 from __future__ import annotations
 
 import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import ml_dtypes
@@ -46,6 +48,30 @@ CHUNK_ELEMENTS = 1 << 18
 def chunks(n: int):
     """Slices covering range(n) in runs of CHUNK_ELEMENTS (one empty slice when n = 0)."""
     return [slice(i, min(i + CHUNK_ELEMENTS, n)) for i in range(0, max(n, 1), CHUNK_ELEMENTS)]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (taskset, cgroups)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def map_chunks(fn, n: int) -> None:
+    """Call ``fn(slice)`` for every chunk of range(n): in threads, one per core, when there are several chunks.
+
+    For element-wise work whose NumPy calls release the GIL (searchsorted, casts): each call writes
+    its own slice, so the result is the same bits as the serial loop, in any order.
+    """
+    sls = chunks(n)
+    workers = min(len(sls), _cores())
+    if workers <= 1:
+        for sl in sls:
+            fn(sl)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(fn, sls):  # re-raises a chunk's exception here
+            pass
 
 
 @dataclass(frozen=True)

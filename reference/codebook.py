@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._domain import FLOAT_DTYPES, as_float_array, chunks, from_total_order_key, layout_of, total_order_key
+from ._domain import FLOAT_DTYPES, as_float_array, from_total_order_key, layout_of, map_chunks, total_order_key
 from .errors import CodebookError, InvalidDTypeError, InvalidParameterError
 
 __all__ = [
@@ -267,8 +267,10 @@ def nearest_index(x, codebook: Codebook, tie: str = "even") -> np.ndarray:
     u = thresholds(codebook, tie, lay.dtype)
     flat = arr.reshape(-1)  # a view when it can be; searchsorted's 8-byte result is formed one chunk at a time
     out = np.empty(flat.size, dtype=np.min_scalar_type(max(len(codebook) - 1, 0)))
-    for sl in chunks(flat.size):
+
+    def run(sl):
         out[sl] = np.searchsorted(u, flat[sl], side="left")
+    map_chunks(run, flat.size)  # searchsorted releases the GIL: chunks on every core, the same bits
     return out.reshape(arr.shape)
 
 

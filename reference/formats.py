@@ -18,7 +18,16 @@ from functools import lru_cache
 import ml_dtypes
 import numpy as np
 
-from ._domain import CHUNK_ELEMENTS, as_float_array, assert_subnormals_survive, check_nan_policy, chunks, layout_of, nan_mask, raise_on_nan
+from ._domain import (
+    CHUNK_ELEMENTS,
+    as_float_array,
+    assert_subnormals_survive,
+    check_nan_policy,
+    layout_of,
+    map_chunks,
+    nan_mask,
+    raise_on_nan,
+)
 from .codebook import Codebook, nearest_index, thresholds
 from .errors import (
     CodebookError,
@@ -777,7 +786,8 @@ def cast_codes(plan: QuantizePlan) -> np.ndarray | None:
     flat, nan = arr.reshape(-1), plan.nan.reshape(-1)
     top = _F32(f.max_finite)  # exact in float32 for every format of CAST_DTYPES (not in float16 or bfloat16)
     codes = np.empty(flat.size, dtype=cd)
-    for sl in chunks(flat.size):
+
+    def run(sl):
         x = flat[sl]
         if plan.saturate:  # in float32, exactly: the input converts to it without rounding; NaN passes np.clip
             x = np.clip(x.astype(_F32), -top, top)
@@ -789,6 +799,7 @@ def cast_codes(plan: QuantizePlan) -> np.ndarray | None:
             canon, sign = cd(f.nan_code), cd(1 << f.sign_bit)
             c = np.where(nan[sl], np.where(signbit, canon | sign, canon), c).astype(cd)
         codes[sl] = c
+    map_chunks(run, flat.size)  # NumPy releases the GIL in these calls: chunks on every core, the same bits
     return codes.reshape(arr.shape)
 
 
@@ -803,7 +814,8 @@ def search_codes(plan: QuantizePlan) -> np.ndarray:
     signed_zero = f.signed_zero and f.zero_index >= 0
     any_nan = bool(nan.any())
     codes = np.empty(flat.size, dtype=cd)
-    for sl in chunks(flat.size):  # element-wise: each chunk's codes are those of the whole
+
+    def run(sl):  # element-wise: each chunk's codes are those of the whole
         # Not saturating, beyond the overflow midpoint (and ±Inf): the virtual codeword's code, ±Inf or NaN for e4m3fn.
         c = enc[nearest_index(flat[sl], cb, plan.tie)]
         if signed_zero or any_nan:
@@ -815,6 +827,7 @@ def search_codes(plan: QuantizePlan) -> np.ndarray:
             canon, sign = cd(f.nan_code), cd(1 << f.sign_bit)
             c = np.where(nan[sl], np.where(signbit, canon | sign, canon), c).astype(cd)
         codes[sl] = c
+    map_chunks(run, flat.size)  # NumPy releases the GIL in these calls: chunks on every core, the same bits
     return codes.reshape(arr.shape)
 
 
