@@ -138,7 +138,9 @@ def load_model_from_args(args):
 
 def write_and_print(doc: dict, args, *, plots: bool) -> int:
     """Write the report directory, print the table and the claim (or the JSON); a failed site raises after writing."""
+    t0 = time.perf_counter()
     paths = write_report(doc, args.out, plots=plots)
+    write_s = time.perf_counter() - t0
     if args.json:
         emit_json(doc, indent=1)
     else:
@@ -158,6 +160,8 @@ def write_and_print(doc: dict, args, *, plots: bool) -> int:
         print()
         print("\n".join(claim_lines(doc)))
         print(f"\nwrote {paths['json']}, {paths['html']}" + "".join(f", {p}" for p in paths["png"]))
+        print("time: " + ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s" for k, v in doc["timing"].items())
+              + f", report files and plots {write_s:.1f} s (model loading is logged when it ends)")
     failed = [s for s in doc["sites"] if s.get("error")]
     if failed:
         raise SiteMeasurementError(
