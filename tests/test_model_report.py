@@ -141,7 +141,8 @@ def test_cli_report_resumes_and_fresh_starts_over(tmp_path, capsys, monkeypatch)
     argv = ["report", "--no-jacobian", "--no-plots", "--formats", "int", "--out", str(tmp_path)]
     args = p.parse_args(argv)
     assert args.run(args) == 0 and (tmp_path / cli_report.CHECKPOINT_FILE).exists()
-    capsys.readouterr()
+    last = capsys.readouterr().out.splitlines()[-1]  # the time per phase closes the output
+    assert last.startswith("time: baseline ") and all(w in last for w in ("forward", "resolution", "report files and plots"))
     args = p.parse_args(argv)
     assert args.run(args) == 0
     err = capsys.readouterr().err
