@@ -185,7 +185,7 @@ def nan_mask(arr: np.ndarray) -> np.ndarray:
     """Boolean mask of NaN elements, computed from bits (works for every accepted dtype)."""
     lay = layout_of(arr.dtype)
     if arr.dtype.kind == "f":  # NumPy's own floats: isnan is the same test on the bits, and vectorized
-        return np.isnan(arr)
+        return np.asarray(np.isnan(arr))  # an array for 0-d input too, as below
     bits = np.ascontiguousarray(arr).view(lay.uint).reshape(-1)  # ascontiguousarray makes 0-d 1-d
     out = np.empty(bits.size, dtype=bool)
     for sl in chunks(bits.size):  # the masked bits are a temporary of the input's size: one chunk at a time
