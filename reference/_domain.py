@@ -50,6 +50,11 @@ def chunks(n: int):
     return [slice(i, min(i + CHUNK_ELEMENTS, n)) for i in range(0, max(n, 1), CHUNK_ELEMENTS)]
 
 
+#: Fewest chunks (of CHUNK_ELEMENTS) before map_chunks uses threads: below it, starting threads and sharing the cores
+#: with torch's own costs more than it saves.
+THREAD_MIN_CHUNKS = 16
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))  # the cores this process may use (taskset, cgroups)
@@ -58,13 +63,13 @@ def _cores() -> int:
 
 
 def map_chunks(fn, n: int) -> None:
-    """Call ``fn(slice)`` for every chunk of range(n): in threads, one per core, when there are several chunks.
+    """Call ``fn(slice)`` for every chunk of range(n): in threads, one per core, from THREAD_MIN_CHUNKS chunks on.
 
     For element-wise work whose NumPy calls release the GIL (searchsorted, casts): each call writes
     its own slice, so the result is the same bits as the serial loop, in any order.
     """
     sls = chunks(n)
-    workers = min(len(sls), _cores())
+    workers = min(len(sls), _cores()) if len(sls) >= THREAD_MIN_CHUNKS else 1
     if workers <= 1:
         for sl in sls:
             fn(sl)
