@@ -315,6 +315,13 @@ def entropy_bootstrap_interval(
     ``"linear"`` method.  BCa's acceleration comes from the exact leave-one-out jackknife,
     grouped by bin.  Memory is O(bins + resamples).
     """
+    _check_bootstrap_options(confidence, n_resamples, method, seed)
+    h = discretized_histogram(x, delta, origin=origin, nan_policy=nan_policy)
+    return entropy_bootstrap_interval_from_counts(h.counts, confidence=confidence, n_resamples=n_resamples, method=method, seed=seed)
+
+
+def _check_bootstrap_options(confidence, n_resamples, method, seed) -> None:
+    """The options of both bootstrap functions, checked before any data is touched."""
     if method not in ("bca", "basic"):
         raise InvalidParameterError(f"method must be 'bca' or 'basic' (percentile is not offered); got {method!r}", value=method)
     if not (0 < float(confidence) < 1):
@@ -323,8 +330,6 @@ def entropy_bootstrap_interval(
         raise InvalidParameterError(f"n_resamples must be an integer >= 2; got {n_resamples!r}", value=n_resamples)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidParameterError(f"seed must be a non-negative integer; got {seed!r}", value=seed)
-    h = discretized_histogram(x, delta, origin=origin, nan_policy=nan_policy)
-    return entropy_bootstrap_interval_from_counts(h.counts, confidence=confidence, n_resamples=n_resamples, method=method, seed=seed)
 
 
 def entropy_bootstrap_interval_from_counts(
@@ -341,14 +346,7 @@ def entropy_bootstrap_interval_from_counts(
     resamples are multinomial draws of them.  So a histogram merged from chunks (spec/14,
     DEF-SCAN-MERGE) gives the interval of the whole tensor bit for bit.
     """
-    if method not in ("bca", "basic"):
-        raise InvalidParameterError(f"method must be 'bca' or 'basic' (percentile is not offered); got {method!r}", value=method)
-    if not (0 < float(confidence) < 1):
-        raise InvalidParameterError(f"confidence must be in (0, 1); got {confidence!r}", value=confidence)
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 2:
-        raise InvalidParameterError(f"n_resamples must be an integer >= 2; got {n_resamples!r}", value=n_resamples)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidParameterError(f"seed must be a non-negative integer; got {seed!r}", value=seed)
+    _check_bootstrap_options(confidence, n_resamples, method, seed)
     c = np.asarray(counts)
     if c.dtype.kind not in "iu" or c.ndim != 1 or c.size == 0 or (c < 0).any() or int(c.sum()) == 0:
         raise InvalidParameterError("counts must be a non-empty 1-D array of non-negative integers, not all zero", value=str(c.dtype))
