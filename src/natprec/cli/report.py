@@ -88,7 +88,10 @@ def add_model_arguments(p):
                    "(default: cuda when torch sees one, else cpu); on cuda the statistics run on the accelerated tier where "
                    "it has a kernel (bit-identical to the CPU reference)")
     p.add_argument("--threads", type=int, default=_available_cores(), metavar="N",
-                   help="torch CPU threads (default: the cores this process may use, %(default)s here)")
+                   help="CPU threads in all (default: the cores this process may use, %(default)s here)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes measuring sites in parallel, each with threads/N torch threads (default: one per "
+                        "thread on the CPU, one on a GPU; the results do not depend on it at one thread per process)")
 
 
 def progress_for(stream=None):
@@ -147,7 +150,7 @@ def write_and_print(doc: dict, args, *, plots: bool) -> int:
         print(f"natprec {args.command}: {doc['model']}")
         print(f"D = {doc['distortion']} of the output over {doc['calibration_samples']} samples; ε = {doc['tolerance']:g} "
               f"({DISTORTION_UNITS[doc['distortion']]}); backward ε = {doc['backward_tolerance']:g}; "
-              f"{sum(doc['timing'].values()):.1f} s")
+              f"{doc['wall_s']:.1f} s")
         for n in doc["notes"]:
             print(f"note: {n}")
         print()
@@ -161,7 +164,9 @@ def write_and_print(doc: dict, args, *, plots: bool) -> int:
         print("\n".join(claim_lines(doc)))
         print(f"\nwrote {paths['json']}, {paths['html']}" + "".join(f", {p}" for p in paths["png"]))
         print("time: " + ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s" for k, v in doc["timing"].items())
-              + f", report files and plots {write_s:.1f} s (model loading is logged when it ends)")
+              + f", report files and plots {write_s:.1f} s; measuring took {doc['wall_s']:.1f} s wall in {doc['workers']} "
+              f"worker(s) × {doc['torch_threads']} thread(s), the phases summed over the workers (model loading is logged "
+              "when it ends)")
     failed = [s for s in doc["sites"] if s.get("error")]
     if failed:
         raise SiteMeasurementError(
@@ -185,5 +190,5 @@ def run(args) -> int:
                   formats=args.formats, tolerance=args.tolerance, backward_tolerance=args.backward_tolerance,
                   claim_tolerances=claim, full_sweep=args.full_sweep, all_formats=args.all_formats,
                   jacobian=not args.no_jacobian, progress=progress_for(), checkpoint=checkpoint_path(args),
-                  device=args.device)
+                  device=args.device, workers=args.workers)
     return write_and_print(doc, args, plots=not args.no_plots)

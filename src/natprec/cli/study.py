@@ -61,6 +61,8 @@ def run(args) -> int:
         extra["checkpoint"] = checkpoint_path(args)
     if st.needs_model:
         extra["device"] = args.device
+    if "workers" in accepts:
+        extra["workers"] = args.workers
     doc = st.run(load_model_from_args(args) if st.needs_model else None, **options, **extra)
     out = Path(args.out)
     try:

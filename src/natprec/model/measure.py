@@ -11,7 +11,12 @@ the amplification ratio at b*_v(ε).  A failure at one site is recorded in that 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -70,14 +75,23 @@ def check_tolerances(name: str, values) -> tuple[float, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _progress(items, desc: str, enabled: bool):
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(desc: str, enabled, total: int):
+    """A tqdm bar when ``enabled`` is True and tqdm is installed, else an object with the same update/close."""
     if enabled is not True:
-        return items
+        return _NoBar()
     try:
         from tqdm import tqdm
     except ImportError:
-        return items
-    return tqdm(items, desc=desc, unit="site", leave=False)
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit="site", leave=False)
 
 
 def _report(progress, **event):
@@ -89,7 +103,7 @@ def _report(progress, **event):
 def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_types=None, formats=DEFAULT_FORMATS,
             tolerance: float = DEFAULT_TOLERANCE, backward_tolerance: float = DEFAULT_BACKWARD_TOLERANCE,
             claim_tolerances=(), full_sweep: bool = False, all_formats: bool = False, jacobian: bool = True,
-            progress=False, checkpoint=None, device=None, tier=None) -> dict:
+            progress=False, checkpoint=None, device=None, tier=None, workers=None) -> dict:
     """DEF-OPERATIONAL-PRECISION-SITE — measure every selected site of ``mm``; returns the report document.
 
     ``claim_tolerances``: further ε at which b*_v(ε), Δ_v(ε) and b_H,v(ε) are measured for the
@@ -106,6 +120,10 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
     ``natprec.accelerated``); default :func:`~natprec.model.runner.statistics_tier` of the device — the
     accelerated tier on a GPU where it has a kernel.  The tiers agree bit for bit, so the document does too;
     ``statistics_tier`` names the one used.
+    ``workers``: processes measuring sites in parallel (forked after the baseline, so they share it), each with
+    ``torch.get_num_threads() // workers`` torch threads; the baseline runs on as many.  Default: one process per
+    torch thread on the CPU (small per-site GEMMs scale better across processes than across threads), one on a GPU.
+    The document does not depend on ``workers`` at a given per-process thread count (sites are measured independently).
     """
     torch = require_torch()
     tolerance = check_tolerance("--tolerance", tolerance)
@@ -126,153 +144,267 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
     chosen = select_sites(find_sites(mm.model, kinds=kinds, module_types=module_types), sites)
     if not chosen:
         raise InvalidParameterError("the model has no sites of the selected kinds", value=kinds)
-    timing = {}
-    start = t0 = time.perf_counter()
-    runner = Runner(mm, chosen)
-    timing["baseline_s"] = time.perf_counter() - t0
-    _report(progress, phase="baseline", elapsed_s=time.perf_counter() - start)
-    t0 = time.perf_counter()
-    grads = gradients(runner)
-    timing["gradients_s"] = time.perf_counter() - t0
-    _report(progress, phase="gradients", elapsed_s=time.perf_counter() - start)
-    sites_start = time.perf_counter()
-    notes = list(mm.notes)
-    keep = None
-    if checkpoint is not None:
-        keep = SiteCheckpoint(checkpoint, {
-            "natprec": __version__, "model": mm.description, "distortion": mm.distortion,
-            "fingerprint": fingerprint(mm.model, runner.reference), "tolerances": list(tolerances),
-            "backward_tolerance": backward_tolerance, "formats": [f.name for f in fmts], "full_sweep": full_sweep,
-            "all_formats": all_formats, "jacobian": jacobian, "loss": mm.loss_fn is not None, "device": dev})
-        reused = [s.name for s in chosen if s.name in keep.records]
-        if reused:
-            notes.append(f"{len(reused)} site(s) reused from {keep.path} (same settings, model and calibration outputs)")
-        elif keep.discarded:
-            notes.append(f"{keep.path} was from a different run (settings, model or calibration changed): started afresh")
-    cover = coverage(mm.model, chosen, module_types)
-    notes.append(f"weight sites cover {cover['measured_parameters']:,} of {cover['parameters']:,} parameters; skipped: "
-                 + ("; ".join(cover["skipped"]) if cover["skipped"] else "nothing"))
-    jac_ok = jacobian
-    timing.update(info_s=0.0, forward_s=0.0, resolution_s=0.0, backward_s=0.0, jacobian_s=0.0)
-    records = []
-    measured = 0
-    for site in _progress(chosen, "sites", progress):
-        if keep is not None and site.name in keep.records:
-            records.append(keep.records[site.name])
-            _report(progress, phase="site", done=len(records), total=len(chosen), site=site.name, resumed=True,
-                    b_star=records[-1]["forward"]["b_star"], error=None, elapsed_s=time.perf_counter() - start, eta_s=0.0)
-            continue
-        rec = {"site": site.name, "kind": site.kind, "module": site.module, "error": None}
-        records.append(rec)
-        try:
-            is_w = site.kind == "weight"
-            x = runner.site_tensor(site).cpu().numpy() if is_w else np.concatenate(
-                [runner.valid_rows(site, b) for b in range(len(mm.batches))])
-            rec["shape"] = list(x.shape)  # activations: real positions of all batches × features
-            rec["upstream_replayed"] = list(runner.skip[site.name])
-            t0 = time.perf_counter()
-            rec["info"] = tensor_measures(x, is_weight=is_w, tier=tier)
-            rec["format_info"] = [format_measures(x, f, per_channel=is_w, max_elements=MAX_FORMAT_ELEMENTS) for f in fmts]
-            timing["info_s"] += time.perf_counter() - t0
-
-            t0 = time.perf_counter()
-            points = {}
-
-            def delta_at(bits):
-                if f"int{bits}" not in points:
-                    points[f"int{bits}"] = forward_point(runner, site, by_bits[bits])
-                return points[f"int{bits}"]["distortion"]
-            bits = sorted(by_bits)
-            if full_sweep:
-                curve = {b: delta_at(b) for b in bits}
-                b_star = precision_from_curve(curve, tolerance)
-                b_search, _ = monotone_search(lambda b: curve[b], bits, tolerance)
+    n_workers, threads_each = _workers(workers, dev, torch.get_num_threads())
+    with _torch_threads(torch, threads_each):  # the baseline too: every output of the run under one thread count
+        timing = {}
+        start = t0 = time.perf_counter()
+        runner = Runner(mm, chosen)
+        timing["baseline_s"] = time.perf_counter() - t0
+        _report(progress, phase="baseline", elapsed_s=time.perf_counter() - start)
+        t0 = time.perf_counter()
+        grads = gradients(runner)
+        timing["gradients_s"] = time.perf_counter() - t0
+        _report(progress, phase="gradients", elapsed_s=time.perf_counter() - start)
+        sites_start = time.perf_counter()
+        notes = list(mm.notes)
+        keep = None
+        if checkpoint is not None:
+            keep = SiteCheckpoint(checkpoint, {
+                "natprec": __version__, "model": mm.description, "distortion": mm.distortion,
+                "fingerprint": fingerprint(mm.model, runner.reference), "tolerances": list(tolerances),
+                "backward_tolerance": backward_tolerance, "formats": [f.name for f in fmts], "full_sweep": full_sweep,
+                "all_formats": all_formats, "jacobian": jacobian, "loss": mm.loss_fn is not None, "device": dev})
+            reused = [s.name for s in chosen if s.name in keep.records]
+            if reused:
+                notes.append(f"{len(reused)} site(s) reused from {keep.path} (same settings, model and calibration outputs)")
+            elif keep.discarded:
+                notes.append(f"{keep.path} was from a different run (settings, model or calibration changed): started afresh")
+        cover = coverage(mm.model, chosen, module_types)
+        notes.append(f"weight sites cover {cover['measured_parameters']:,} of {cover['parameters']:,} parameters; skipped: "
+                     + ("; ".join(cover["skipped"]) if cover["skipped"] else "nothing"))
+        timing.update(info_s=0.0, forward_s=0.0, resolution_s=0.0, backward_s=0.0, jacobian_s=0.0)
+        ctx = _SiteContext(runner=runner, grads=grads, fmts=fmts, int_fmts=int_fmts, other=other, by_bits=by_bits,
+                           tolerances=tolerances, backward_tolerance=backward_tolerance, full_sweep=full_sweep,
+                           all_formats=all_formats, jacobian=jacobian, tier=tier, jacobian_failed=[])
+        records: list = [None] * len(chosen)
+        todo = []
+        for i, site in enumerate(chosen):
+            if keep is not None and site.name in keep.records:
+                records[i] = keep.records[site.name]
+                _report(progress, phase="site", done=sum(r is not None for r in records), total=len(chosen), site=site.name,
+                        resumed=True, b_star=records[i]["forward"]["b_star"], error=None,
+                        elapsed_s=time.perf_counter() - start, eta_s=0.0)
             else:
-                b_search, _ = monotone_search(delta_at, bits, tolerance)
-                b_star = b_search
-            # The claim's other tolerances reuse every point already measured.
-            b_stars = {t: (precision_from_curve({b: delta_at(b) for b in bits}, t) if full_sweep
-                           else monotone_search(delta_at, bits, t)[0]) for t in tolerances}
-            curve = {int(k[3:]): v["distortion"] for k, v in points.items()}
-            rec["forward"] = {
-                "search": "sweep" if full_sweep else "bisection",
-                "curve": {str(b): curve[b] for b in sorted(curve)},
-                "b_star": b_star,
-                "b_star_bisection": b_search,
-                "monotonicity_violations": monotonicity_violations(curve),
-            }
-            best = (f"int{b_star}", float(b_star)) if b_star is not None else (None, math.inf)
-            # Ranked by the bits spent on this site's shape: a block format on rows shorter than a block pays more.
-            shape = tuple(runner.site_tensor(site, 0).shape)
-            spent = {f.name: f.effective_bits(shape, is_w, site.feature_axis) for f in other}
-            for f in sorted(other, key=lambda f: spent[f.name]):
-                if not all_formats and spent[f.name] >= best[1]:
-                    continue  # cannot use fewer bits than the best format already within ε
-                points[f.name] = forward_point(runner, site, f)
-                if points[f.name]["distortion"] <= tolerance and spent[f.name] < best[1]:
-                    best = (f.name, spent[f.name])
-            rec["points"] = points
-            rec["best_format"] = best[0]
-            rec["best_bits"] = None if best[0] is None else best[1]
-            rec["amplification"] = points[f"int{b_star}"]["amplification"] if b_star is not None else None
-            timing["forward_s"] += time.perf_counter() - t0
+                todo.append(i)
+        measured = 0
+        for i, rec, spent in _measure_sites(ctx, chosen, todo, n_workers, threads_each, progress):
+            records[i] = rec
+            for k, v in spent.items():
+                timing[k] += v
+            if keep is not None and rec["error"] is None:
+                keep.append(rec)
+            measured += 1
+            done = sum(r is not None for r in records)
+            per_site = (time.perf_counter() - sites_start) / measured
+            _report(progress, phase="site", done=done, total=len(chosen), site=rec["site"], resumed=False,
+                    b_star=(rec.get("forward") or {}).get("b_star"), error=rec["error"],
+                    elapsed_s=time.perf_counter() - start, eta_s=per_site * (len(chosen) - done) / n_workers)
+        # The proxy needs forward-mode AD of everything downstream of a site: unavailable at one site, reported at none.
+        jac_missing = next((r["jacobian_unavailable"] for r in records if r.get("jacobian_unavailable")), None)
+        if jac_missing is not None:
+            notes.append(f"Jacobian proxy unavailable for this model (forward-mode AD): {jac_missing}")
+            records = [{k: v for k, v in r.items() if k != "jacobian"} for r in records]
+        records = [{k: v for k, v in r.items() if k != "jacobian_unavailable"} for r in records]
+        doc = {
+            "model": mm.description,
+            "distortion": mm.distortion,
+            "tolerance": tolerance,
+            "tolerances": list(tolerances),
+            "backward_tolerance": backward_tolerance,
+            "backward_loss": "model loss_fn" if mm.loss_fn is not None else "probe loss Σ⟨r, y⟩, r ~ N(0, I) seeded",
+            "formats": [{"name": f.name, "bits_per_element": f.bits_per_element, "int_bits": f.int_bits,
+                         "block_size": None if f.block is None else f.block.block_size, "group": f.group, "scaling": f.scaling}
+                        for f in fmts],
+            "calibration_batches": len(mm.batches),
+            "calibration_samples": int(sum(r.shape[0] for r in runner.reference)),
+            "replay_exact": runner.replay_exact,
+            "jacobian_batch": 0,
+            "torch_threads": threads_each,
+            "workers": n_workers,
+            "device": dev,
+            "statistics_tier": tier.__name__,
+            "max_format_elements": MAX_FORMAT_ELEMENTS,
+            "notes": notes,
+            "coverage": cover,
+            "timing": timing,  # seconds per phase, summed over the workers
+            "wall_s": time.perf_counter() - start,
+            "sites": records,
+            "claim": claim_test(records, tolerances),
+        }
+        doc["summary"] = summary(doc)
+        return doc
 
+
+@contextmanager
+def _torch_threads(torch, n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _workers(workers, dev: str, threads: int) -> tuple[int, int]:
+    """DEF-OPERATIONAL-PRECISION-SITE — (worker processes, torch threads per process) for ``workers`` on ``dev``."""
+    if workers is None:
+        workers = threads if dev == "cpu" and _can_fork() else 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidParameterError(f"--workers must be an integer >= 1; got {workers!r}", value=workers)
+    if workers > 1 and dev != "cpu":
+        raise InvalidParameterError(f"--workers {workers}: parallel site workers run on the CPU only (device {dev})", value=workers)
+    if workers > 1 and not _can_fork():
+        raise InvalidParameterError(f"--workers {workers}: this platform cannot fork worker processes", value=workers)
+    return workers, max(1, threads // workers)
+
+
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+@dataclass(frozen=True)
+class _SiteContext:
+    runner: Runner
+    grads: dict
+    fmts: list
+    int_fmts: list
+    other: list
+    by_bits: dict
+    tolerances: tuple
+    backward_tolerance: float
+    full_sweep: bool
+    all_formats: bool
+    jacobian: bool
+    tier: object
+    jacobian_failed: list  # per process: after one NotImplementedError the proxy is not tried again
+
+
+#: The context forked workers inherit (set in the parent just before the pool forks; never pickled).
+_FORKED: _SiteContext | None = None
+
+
+def _measure_sites(ctx: _SiteContext, chosen: list, todo: list, n_workers: int, threads_each: int, progress):
+    """Yield (index, record, seconds per phase) for each site index in ``todo``: in order, or as forked workers finish."""
+    bar = _progress("sites", progress, len(todo))
+    try:
+        if n_workers <= 1 or len(todo) <= 1:
+            for i in todo:
+                yield (i, *_measure_site(ctx, chosen[i]))
+                bar.update(1)
+            return
+        global _FORKED
+        _FORKED = ctx  # the children copy it when they fork, at the first submit
+        pool = ProcessPoolExecutor(max_workers=min(n_workers, len(todo)), mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_worker_init, initargs=(threads_each,))
+        with pool:
+            try:
+                futures = {pool.submit(_worker_site, chosen[i]): i for i in todo}
+            finally:
+                _FORKED = None
+            try:
+                for fut in as_completed(futures):
+                    yield (futures[fut], *fut.result())
+                    bar.update(1)
+            except BrokenProcessPool:
+                raise NatprecError("a site worker process died (out of memory?); rerun with --workers 1", value=n_workers) from None
+            finally:
+                for fut in futures:
+                    fut.cancel()
+    finally:
+        bar.close()
+
+
+def _worker_init(threads: int) -> None:
+    torch = require_torch()
+    torch.set_num_threads(threads)
+
+
+def _worker_site(site):
+    return _measure_site(_FORKED, site)
+
+
+def _measure_site(ctx: _SiteContext, site) -> tuple[dict, dict]:
+    """DEF-OPERATIONAL-PRECISION-SITE — one site's record and the seconds it spent per phase (a failure goes in ``error``)."""
+    runner, tier, tolerances = ctx.runner, ctx.tier, ctx.tolerances
+    tolerance = tolerances[0]
+    spent_s = dict(info_s=0.0, forward_s=0.0, resolution_s=0.0, backward_s=0.0, jacobian_s=0.0)
+    rec = {"site": site.name, "kind": site.kind, "module": site.module, "error": None}
+    try:
+        is_w = site.kind == "weight"
+        x = runner.site_tensor(site).cpu().numpy() if is_w else np.concatenate(
+            [runner.valid_rows(site, b) for b in range(len(runner.mm.batches))])
+        rec["shape"] = list(x.shape)  # activations: real positions of all batches × features
+        rec["upstream_replayed"] = list(runner.skip[site.name])
+        t0 = time.perf_counter()
+        rec["info"] = tensor_measures(x, is_weight=is_w, tier=tier)
+        rec["format_info"] = [format_measures(x, f, per_channel=is_w, max_elements=MAX_FORMAT_ELEMENTS) for f in ctx.fmts]
+        spent_s["info_s"] += time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        points = {}
+
+        def delta_at(bits):
+            if f"int{bits}" not in points:
+                points[f"int{bits}"] = forward_point(runner, site, ctx.by_bits[bits])
+            return points[f"int{bits}"]["distortion"]
+        bits = sorted(ctx.by_bits)
+        if ctx.full_sweep:
+            curve = {b: delta_at(b) for b in bits}
+            b_star = precision_from_curve(curve, tolerance)
+            b_search, _ = monotone_search(lambda b: curve[b], bits, tolerance)
+        else:
+            b_search, _ = monotone_search(delta_at, bits, tolerance)
+            b_star = b_search
+        # The claim's other tolerances reuse every point already measured.
+        b_stars = {t: (precision_from_curve({b: delta_at(b) for b in bits}, t) if ctx.full_sweep
+                       else monotone_search(delta_at, bits, t)[0]) for t in tolerances}
+        curve = {int(k[3:]): v["distortion"] for k, v in points.items()}
+        rec["forward"] = {
+            "search": "sweep" if ctx.full_sweep else "bisection",
+            "curve": {str(b): curve[b] for b in sorted(curve)},
+            "b_star": b_star,
+            "b_star_bisection": b_search,
+            "monotonicity_violations": monotonicity_violations(curve),
+        }
+        best = (f"int{b_star}", float(b_star)) if b_star is not None else (None, math.inf)
+        # Ranked by the bits spent on this site's shape: a block format on rows shorter than a block pays more.
+        shape = tuple(runner.site_tensor(site, 0).shape)
+        spent = {f.name: f.effective_bits(shape, is_w, site.feature_axis) for f in ctx.other}
+        for f in sorted(ctx.other, key=lambda f: spent[f.name]):
+            if not ctx.all_formats and spent[f.name] >= best[1]:
+                continue  # cannot use fewer bits than the best format already within ε
+            points[f.name] = forward_point(runner, site, f)
+            if points[f.name]["distortion"] <= tolerance and spent[f.name] < best[1]:
+                best = (f.name, spent[f.name])
+        rec["points"] = points
+        rec["best_format"] = best[0]
+        rec["best_bits"] = None if best[0] is None else best[1]
+        rec["amplification"] = points[f"int{b_star}"]["amplification"] if b_star is not None else None
+        spent_s["forward_s"] += time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        rec["resolution"] = _resolution(runner, site, x, tolerances, b_stars, curve, tier)
+        spent_s["resolution_s"] += time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        bcurve = {f.int_bits: backward_sensitivity(ctx.grads[site.name], f, per_channel=is_w) for f in ctx.int_fmts}
+        b_bwd = precision_from_curve(bcurve, ctx.backward_tolerance)
+        rec["backward"] = {"curve": {str(b): v for b, v in bcurve.items()}, "b_star": b_bwd}
+        rec["dual_b_star"] = dual_precision(curve, bcurve, tolerance, ctx.backward_tolerance, b_star, b_bwd)
+        spent_s["backward_s"] += time.perf_counter() - t0
+
+        if ctx.jacobian and not ctx.jacobian_failed:
             t0 = time.perf_counter()
-            rec["resolution"] = _resolution(runner, site, x, tolerances, b_stars, curve, tier)
-            timing["resolution_s"] += time.perf_counter() - t0
-
-            t0 = time.perf_counter()
-            bcurve = {f.int_bits: backward_sensitivity(grads[site.name], f, per_channel=is_w) for f in int_fmts}
-            b_bwd = precision_from_curve(bcurve, backward_tolerance)
-            rec["backward"] = {"curve": {str(b): v for b, v in bcurve.items()}, "b_star": b_bwd}
-            rec["dual_b_star"] = dual_precision(curve, bcurve, tolerance, backward_tolerance, b_star, b_bwd)
-            timing["backward_s"] += time.perf_counter() - t0
-
-            if jac_ok:
-                t0 = time.perf_counter()
-                jf = by_bits[b_star] if b_star is not None else int_fmts[-1]
-                try:
-                    rec["jacobian"] = jacobian_proxy(runner, site, jf)
-                except NotImplementedError as exc:  # an op without forward-mode AD: a model property, not a site failure
-                    jac_ok = False
-                    notes.append(f"Jacobian proxy unavailable for this model (forward-mode AD): {exc}".splitlines()[0])
-                timing["jacobian_s"] += time.perf_counter() - t0
-        except (NatprecError, RuntimeError, ValueError, TypeError) as exc:
-            rec["error"] = f"{type(exc).__name__}: {exc}"
-        if keep is not None and rec["error"] is None:
-            keep.append(rec)
-        measured += 1
-        done = len(records)
-        per_site = (time.perf_counter() - sites_start) / measured
-        _report(progress, phase="site", done=done, total=len(chosen), site=site.name, resumed=False,
-                b_star=(rec.get("forward") or {}).get("b_star"), error=rec["error"],
-                elapsed_s=time.perf_counter() - start, eta_s=per_site * (len(chosen) - done))
-    doc = {
-        "model": mm.description,
-        "distortion": mm.distortion,
-        "tolerance": tolerance,
-        "tolerances": list(tolerances),
-        "backward_tolerance": backward_tolerance,
-        "backward_loss": "model loss_fn" if mm.loss_fn is not None else "probe loss Σ⟨r, y⟩, r ~ N(0, I) seeded",
-        "formats": [{"name": f.name, "bits_per_element": f.bits_per_element, "int_bits": f.int_bits,
-                     "block_size": None if f.block is None else f.block.block_size, "group": f.group, "scaling": f.scaling}
-                    for f in fmts],
-        "calibration_batches": len(mm.batches),
-        "calibration_samples": int(sum(r.shape[0] for r in runner.reference)),
-        "replay_exact": runner.replay_exact,
-        "jacobian_batch": 0,
-        "torch_threads": torch.get_num_threads(),
-        "device": dev,
-        "statistics_tier": tier.__name__,
-        "max_format_elements": MAX_FORMAT_ELEMENTS,
-        "notes": notes,
-        "coverage": cover,
-        "timing": timing,
-        "sites": records,
-        "claim": claim_test(records, tolerances),
-    }
-    doc["summary"] = summary(doc)
-    return doc
+            jf = ctx.by_bits[b_star] if b_star is not None else ctx.int_fmts[-1]
+            try:
+                rec["jacobian"] = jacobian_proxy(runner, site, jf)
+            except NotImplementedError as exc:  # an op without forward-mode AD: a model property, not a site failure
+                rec["jacobian_unavailable"] = str(exc).splitlines()[0]
+                ctx.jacobian_failed.append(site.name)
+            spent_s["jacobian_s"] += time.perf_counter() - t0
+    except (NatprecError, RuntimeError, ValueError, TypeError) as exc:
+        rec["error"] = f"{type(exc).__name__}: {exc}"
+    return rec, spent_s
 
 
 def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, int_curve: dict, tier) -> dict | None:

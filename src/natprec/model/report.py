@@ -379,7 +379,7 @@ Each site is quantized alone, the rest of the network in float32. b*_v(ε) = min
 ({'full sweep' if doc['sites'] and doc['sites'][0].get('forward', {}).get('search') == 'sweep' else 'bisection, assuming Δ nonincreasing in b'}).
 Support, b*, β and crest are measured on every value of the site; δ and γ on a seeded sample of at most
 {doc['max_format_elements']} elements per format.
-Total {sum(t.values()):.1f} s.</p>
+Measured in {doc.get('wall_s', sum(t.values())):.1f} s ({doc.get('workers', 1)} worker process(es) × {doc['torch_threads']} torch thread(s)).</p>
 <h2>Bottom line</h2>
 <ul>{bottom}</ul>
 <ul>{notes}</ul>

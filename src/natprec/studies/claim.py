@@ -19,17 +19,20 @@ DEFAULT_CLAIM_TOLERANCES = (DEFAULT_TOLERANCE, DEFAULT_TOLERANCE / 10, DEFAULT_T
 
 
 def claim_study(mm: MeasuredModel, *, tolerances=DEFAULT_CLAIM_TOLERANCES, sites=None, kinds=("weight", "input"),
-                modules=DEFAULT_MODULE_KINDS, full_sweep: bool = False, progress=False, checkpoint=None, device=None) -> dict:
+                modules=DEFAULT_MODULE_KINDS, full_sweep: bool = False, progress=False, checkpoint=None, device=None,
+                workers=None) -> dict:
     """DEF-CLAIM-TEST — the claim's test at several ε: b*_v(ε) over the int family, Δ_v(ε) and b_H,v(ε) per site.
 
     The report document of :func:`natprec.model.measure` with the int family only and no Jacobian
     proxy; ``doc["claim"]`` holds one result per ε, the first ε being the document's ``tolerance``.
     ``modules``: layer kinds (names of :data:`natprec.model.sites.MODULE_KINDS`, a list or comma-separated).
+    ``workers``: as :func:`~natprec.model.measure`.
     """
     ts = check_tolerances("--tolerances", tolerances)
     doc = measure(mm, sites=sites, kinds=tuple(kinds.split(",")) if isinstance(kinds, str) else kinds,
                   module_types=module_types_of(modules), formats="int", tolerance=ts[0], claim_tolerances=ts[1:],
-                  full_sweep=full_sweep, jacobian=False, progress=progress, checkpoint=checkpoint, device=device)
+                  full_sweep=full_sweep, jacobian=False, progress=progress, checkpoint=checkpoint, device=device,
+                  workers=workers)
     doc["study"] = "claim"
     doc["errors"] = [{"what": s["site"], "error": s["error"]} for s in doc["sites"] if s.get("error")]
     return doc
