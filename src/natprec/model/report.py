@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -293,8 +295,8 @@ def _hex(i: int) -> str:
     return "#" + "".join(f"{round(255 * c):02x}" for c in plt.cm.tab20(i % 20)[:3])
 
 
-def _site_figures(doc: dict) -> dict[str, str]:
-    """One small PNG per measured site (base64): its int curve, its resolution curve, its margins per format.
+def _site_figures(doc: dict, sites: list) -> dict[str, str]:
+    """One small PNG per site of ``sites`` (base64): its int curve, its resolution curve, its margins per format.
 
     One figure is redrawn for every site (creating 75 figures costs several times more).
     """
@@ -303,9 +305,7 @@ def _site_figures(doc: dict) -> dict[str, str]:
     fig, axes = plt.subplots(1, 3, figsize=(11, 2.6))
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.2, top=0.8, wspace=0.3)
     centers = np.arange(len(MARGIN_BINS) - 1)
-    for s in doc["sites"]:
-        if s.get("error"):
-            continue
+    for s in sites:
         for ax in axes:
             ax.cla()
         c = sorted((int(b), v) for b, v in s["forward"]["curve"].items())
@@ -398,11 +398,12 @@ family within ε. The claim holds to the extent that information ranks the sites
 """
 
 
-def write_report(doc: dict, out_dir, *, plots: bool = True) -> dict:
+def write_report(doc: dict, out_dir, *, plots: bool = True, workers: int | None = None) -> dict:
     """Write report.json, the PNG plots and report.html into ``out_dir``; returns {kind: path}.
 
     With ``plots``, the page also holds a drill-down per measured site (its int curve, its
     resolution curve, its margins per format), linked from the site's name in the table.
+    ``workers``: processes drawing the figures (default: the measurement's ``doc["workers"]``).
     """
     out = Path(out_dir)
     try:
@@ -411,8 +412,25 @@ def write_report(doc: dict, out_dir, *, plots: bool = True) -> dict:
         raise InputFileError(f"--out {out_dir}: cannot create the directory ({exc})", value=str(out_dir)) from None
     paths = {"json": out / "report.json"}
     paths["json"].write_text(strictjson.dumps(doc, indent=1), encoding="utf-8")
-    pngs = _plots(doc, out) if plots else []
+    pngs, site_pngs = _draw(doc, out, workers) if plots else ([], {})
     paths["png"] = pngs
     paths["html"] = out / "report.html"
-    paths["html"].write_text(_html(doc, pngs, _site_figures(doc) if plots else {}), encoding="utf-8")
+    paths["html"].write_text(_html(doc, pngs, site_pngs), encoding="utf-8")
     return paths
+
+
+def _draw(doc: dict, out: Path, workers: int | None) -> tuple[list[Path], dict[str, str]]:
+    """The report's figures and the per-site drill-downs, in ``workers`` forked processes (default: the run's)."""
+    workers = doc.get("workers", 1) if workers is None else workers
+    sites = [s for s in doc["sites"] if not s.get("error")]
+    if workers <= 1 or len(sites) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return _plots(doc, out), _site_figures(doc, sites)
+    parts = [sites[i::workers] for i in range(workers)]  # every process draws a share of the sites, the first also the plots
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        plots = pool.submit(_plots, doc, out)
+        shares = [pool.submit(_site_figures, doc, part) for part in parts]
+        drawn = {}
+        for f in shares:
+            drawn.update(f.result())
+        pngs = plots.result()
+    return pngs, {s["site"]: drawn[s["site"]] for s in sites}
