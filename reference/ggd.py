@@ -298,16 +298,17 @@ def _profile_loglik(beta: float, logs: np.ndarray, n: int) -> float:
     return n * (math.log(beta) - LN2 - math.lgamma(1.0 / beta) - log_alpha - 1.0 / beta)
 
 
-def fit_ml(x, confidence: float = 0.95) -> GGDFit:
+def fit_ml(x, confidence: float | None = 0.95) -> GGDFit:
     """DEF-RD-GGD-FIT — maximum-likelihood (β, α) with a profile-likelihood CI for β.
 
     The CI is {β : 2(ℓ(β̂) − ℓ_p(β)) ≤ χ²₁(confidence)}, ℓ_p the profile log-likelihood
     (α maximised out).  An end that would leave BETA_FIT_RANGE is reported as that bound.
+    ``confidence=None``: no interval (``beta_ci`` None) — the same β̂ and α̂ at about half the likelihood evaluations.
     """
     arr = _check_samples(x)
-    conf = float(confidence)
-    if not 0.0 < conf < 1.0:
-        raise InvalidParameterError(f"confidence must be in (0, 1); got {confidence!r}", value=confidence)
+    conf = None if confidence is None else float(confidence)
+    if conf is not None and not 0.0 < conf < 1.0:
+        raise InvalidParameterError(f"confidence must be in (0, 1) or None; got {confidence!r}", value=confidence)
     n = arr.size
     logs = _log_abs_nonzero(arr)
     del arr  # the fit needs only ln|x| of the non-zero samples
@@ -321,6 +322,9 @@ def fit_ml(x, confidence: float = 0.95) -> GGDFit:
     )
     beta_hat = math.exp(res.x)
     ll_max = -res.fun
+    alpha_hat = math.exp((math.log(beta_hat) + _log_mean_pow(beta_hat, logs, n)) / beta_hat)
+    if conf is None:
+        return GGDFit(beta_hat, alpha_hat, None, None, "ml-profile-likelihood", n, float(ll_max))
     cut = ll_max - 0.5 * stats.chi2.ppf(conf, 1)
 
     def excess(t):
@@ -333,7 +337,6 @@ def fit_ml(x, confidence: float = 0.95) -> GGDFit:
         return math.exp(optimize.brentq(excess, min(res.x, tb), max(res.x, tb), xtol=1e-12))
 
     ci = (end(lo_b), end(hi_b))
-    alpha_hat = math.exp((math.log(beta_hat) + _log_mean_pow(beta_hat, logs, n)) / beta_hat)
     return GGDFit(beta_hat, alpha_hat, ci, conf, "ml-profile-likelihood", n, float(ll_max))
 
 

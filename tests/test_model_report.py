@@ -58,9 +58,10 @@ def test_progress_events_and_log_lines():
     doc = measure(tiny(), formats="int", jacobian=False, progress=events.append)
     assert [e["phase"] for e in events[:2]] == ["baseline", "gradients"]
     sites = [e for e in events if e["phase"] == "site"]
-    assert [e["site"] for e in sites] == [s["site"] for s in doc["sites"]] and [e["done"] for e in sites] == [1, 2, 3, 4, 5, 6]
+    by_site = {s["site"]: s for s in doc["sites"]}  # parallel workers report sites as they finish
+    assert sorted(e["site"] for e in sites) == sorted(by_site) and [e["done"] for e in sites] == [1, 2, 3, 4, 5, 6]
     assert all(e["total"] == 6 and e["eta_s"] >= 0 for e in sites) and sites[-1]["eta_s"] == 0
-    assert [e["b_star"] for e in sites] == [s["forward"]["b_star"] for s in doc["sites"]]
+    assert all(e["b_star"] == by_site[e["site"]]["forward"]["b_star"] for e in sites)
     assert all(a["elapsed_s"] <= b["elapsed_s"] for a, b in zip(events, events[1:]))
     log = io.StringIO()  # not a terminal: one line per event, for logs
     doc = measure(tiny(), sites="0.weight", formats="int", jacobian=False, progress=progress_for(log))

@@ -106,6 +106,11 @@ def test_fits_recover_parameters_and_ci_covers():
         mm = ggd.fit_moments(x)
         assert mm.beta == pytest.approx(beta, rel=0.05)
         assert mm.beta_ci is None
+        # Without the interval: the same numbers (and float32 samples fit as their float64 values do).
+        bare = ggd.fit_ml(x.astype(np.float32), confidence=None)
+        full = ggd.fit_ml(x.astype(np.float32).astype(np.float64))
+        assert (bare.beta, bare.alpha, bare.log_likelihood, bare.beta_ci, bare.confidence) == \
+            (full.beta, full.alpha, full.log_likelihood, None, None)
 
 
 @pytest.mark.spec("DEF-RD-GGD", "DEF-RD-GGD-FIT", "DEF-RD-GGD-MOMFIT")

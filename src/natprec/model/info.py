@@ -15,6 +15,7 @@ fit and δ from the reference.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -32,10 +33,14 @@ SAMPLE_SEED = 0
 MARGIN_BINS = np.concatenate(([0.0], np.logspace(-6, 1, 29)))
 
 
+@functools.lru_cache(maxsize=8)
 def _sample_index(n: int, max_elements: int) -> np.ndarray | None:
+    """The seeded sample of element positions: one per (n, max_elements), shared by every format of a site."""
     if n <= max_elements:
         return None
-    return np.sort(np.random.default_rng(SAMPLE_SEED).choice(n, size=max_elements, replace=False))
+    idx = np.sort(np.random.default_rng(SAMPLE_SEED).choice(n, size=max_elements, replace=False))
+    idx.flags.writeable = False
+    return idx
 
 
 def tensor_measures(x: np.ndarray, *, is_weight: bool, tier=natprec.reference) -> dict:
@@ -46,7 +51,7 @@ def tensor_measures(x: np.ndarray, *, is_weight: bool, tier=natprec.reference) -
     almost all distinct: it bounds what a lossless code needs, not what the task needs.
     """
     v = np.asarray(x, dtype=np.float32).ravel()
-    supp = tier.realized_support(v).size
+    supp = tier.support_size(v)
     std = float(np.std(v.astype(np.float64)))
     amax = float(np.max(np.abs(v)))
     rec = {
@@ -62,7 +67,7 @@ def tensor_measures(x: np.ndarray, *, is_weight: bool, tier=natprec.reference) -
     }
     rec["ggd_beta_at_bound"] = False
     if is_weight and np.count_nonzero(v) >= 2:
-        rec["ggd_beta"] = ggd.fit_ml(v.astype(np.float64)).beta
+        rec["ggd_beta"] = ggd.fit_ml(v, confidence=None).beta  # the report shows β̂, not its interval
         # At an end of the fit's range the data is not GGD-like (atoms, a flat top): say so, not a shape.
         rec["ggd_beta_at_bound"] = any(math.isclose(rec["ggd_beta"], b, rel_tol=1e-3) for b in ggd.BETA_FIT_RANGE)
     return rec
@@ -88,8 +93,11 @@ def format_measures(x: np.ndarray, fmt: SiteFormat, *, per_channel: bool, max_el
     cb = el.codebook
     code = fmt.tier.quantize(y, el, saturate=True).astype(np.int64)
     cell = group * (1 << el.nbits) + code
-    pairs, counts = np.unique(np.stack([cell.astype(np.float64), xs.astype(np.float64)]), axis=1, return_counts=True)
-    delta = collision_probability(counts.astype(np.int64), pairs[0].astype(np.int64))
+    if cell.size and int(cell.max()) >= 1 << 31:  # relabel the cells densely (δ does not depend on their labels)
+        cell = np.unique(cell, return_inverse=True)[1].astype(np.int64)
+    # Distinct (cell, value) pairs as one int64 key: the cell above the float32 bit pattern (−0 is +0 already).
+    pairs, counts = np.unique((cell << 32) | xs.view(np.uint32).astype(np.int64), return_counts=True)
+    delta = collision_probability(counts.astype(np.int64), pairs >> 32)
     gamma = fmt.tier.voronoi_margin(y, cb)
     hist, _ = np.histogram(np.clip(gamma, 0, MARGIN_BINS[-1]), bins=MARGIN_BINS)
     return {
