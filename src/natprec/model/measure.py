@@ -28,7 +28,15 @@ from .claim import claim_test
 from .deps import require_torch
 from .info import format_measures, tensor_measures
 from .quantize import DEFAULT_FORMATS, parse_formats
-from .resolution import UniformStep, grid_step, resolution_entropy, resolution_search, search_window, step_index_above
+from .resolution import (
+    STEPS_PER_OCTAVE,
+    UniformStep,
+    grid_step,
+    resolution_entropy,
+    resolution_search,
+    search_window,
+    step_index_above,
+)
 from .runner import MeasuredModel, Runner, resolve_device, statistics_tier, to_device
 from .sensitivity import (
     backward_sensitivity,
@@ -383,7 +391,8 @@ def _measure_site(ctx: _SiteContext, site) -> tuple[dict, dict]:
         spent_s["forward_s"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        rec["resolution"] = _resolution(runner, site, x, tolerances, b_stars, curve, tier)
+        site_mse = {int(k[3:]): v["site_mse"] for k, v in points.items() if k.startswith("int")}
+        rec["resolution"] = _resolution(runner, site, x, tolerances, b_stars, curve, site_mse, tier)
         spent_s["resolution_s"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -407,8 +416,11 @@ def _measure_site(ctx: _SiteContext, site) -> tuple[dict, dict]:
     return rec, spent_s
 
 
-def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, int_curve: dict, tier) -> dict | None:
-    """DEF-SITE-RESOLUTION, DEF-INFORMATION-PRECISION — Δ_v(ε) and b_H,v(ε) for each ε (None: an all-zero site)."""
+def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, int_curve: dict, int_site_mse: dict,
+                tier) -> dict | None:
+    """DEF-SITE-RESOLUTION, DEF-INFORMATION-PRECISION — Δ_v(ε) and b_H,v(ε) for each ε (None: an all-zero site).
+
+    ``int_site_mse``: {b: the site's MSE under int-b}, which places the first probe."""
     if not np.any(x):
         return None
     window = search_window(x)
@@ -420,11 +432,15 @@ def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, 
         return forward_point(runner, site, UniformStep(k))["distortion"]
     rows = []
     for t in tolerances:
-        # First guess: the step of the int-b point nearest ε, moved as a distortion growing as Δ² would move.
+        # First guess: the step whose rounding error (Δ²/12 per element) is the site MSE of the int-b point nearest ε,
+        # scaled as a distortion growing with that error would meet ε.  Per-channel int scales make the int step
+        # itself a poor guess for weights; their measured error is not.
         b = b_stars[t] if b_stars[t] is not None else max(int_curve)
-        start = step_index_above(amax / ((1 << (b - 1)) - 1)) - 1
-        if int_curve[b] > 0:
-            start += math.floor(2 * (math.log2(t) - math.log2(int_curve[b])))
+        if int_curve[b] > 0 and int_site_mse[b] > 0:
+            log2_step = (math.log2(12 * int_site_mse[b]) + math.log2(t) - math.log2(int_curve[b])) / 2  # logs: no overflow
+            start = math.floor(STEPS_PER_OCTAVE * log2_step)  # the search clamps it to the window
+        else:
+            start = step_index_above(amax / ((1 << (b - 1)) - 1)) - 1
         k = resolution_search(delta_at, start, window, t, seen)
         row = {"tolerance": t, "b_star": b_stars[t], "step_index": k, "step": None if k is None else grid_step(k)}
         if k is not None and k not in entropy:
