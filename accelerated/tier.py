@@ -250,10 +250,13 @@ def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: s
     return ref.Histogram(bins=bins.astype(np.int64), counts=cnt.astype(np.int64), delta=d, origin=o)
 
 
-def injectivity_report(x, fmt, **kw):
-    """DEF-COLLISION-CENSUS — the reference's census on the host (no census kernel yet)."""
-    _state.path = "host:injectivity_report"
-    return ref.injectivity_report(x, fmt, **kw)
+def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", max_listed: int | None = ref.DEFAULT_MAX_LISTED):
+    """DEF-COLLISION-CENSUS / DEF-CENSUS-PAIRS — the reference executes the plan on the host (no census kernel yet).
+
+    A census kernel would make the (cell, value) pairs and hand them to ``ref.finish_census`` as CellPairs.
+    """
+    plan = ref.prepare_injectivity(x, fmt, tie=tie, nan_policy=nan_policy, max_listed=max_listed)
+    return _host("injectivity_report", ref.execute_injectivity, plan)
 
 
 def entropy_bits_from_counts(counts, **kw):

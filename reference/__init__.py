@@ -71,7 +71,20 @@ from .formats import (
     quantize,
     resolve_format,
 )
-from .injectivity import InjectivityReport, TaskMergeReport, collision_probability, injectivity_report, task_merge_check
+from .injectivity import (
+    DEFAULT_MAX_LISTED,
+    CellPairs,
+    Collision,
+    InjectivityPlan,
+    InjectivityReport,
+    TaskMergeReport,
+    collision_probability,
+    execute_injectivity,
+    finish_census,
+    injectivity_report,
+    prepare_injectivity,
+    task_merge_check,
+)
 from .landauer import (
     BOLTZMANN_J_PER_K,
     ErasedInformation,
@@ -125,6 +138,7 @@ __all__ = [
     "DequantizePlan", "BlockDequantizePlan", "prepare_dequantize", "execute_dequantize",
     "ALIASES", "bits_per_element", "block_format_names", "canonical_name", "element_format_names",
     "InjectivityReport", "TaskMergeReport", "collision_probability", "injectivity_report", "task_merge_check",
+    "DEFAULT_MAX_LISTED", "Collision", "InjectivityPlan", "CellPairs", "prepare_injectivity", "execute_injectivity", "finish_census",
     "BOLTZMANN_J_PER_K", "boundary_cost_joules", "is_free_boundary", "landauer_energy_joules",
     "ErasedInformation", "erased_information",
     "margin_guarantees_codes", "min_voronoi_margin", "voronoi_margin",

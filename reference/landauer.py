@@ -18,7 +18,7 @@ import numpy as np
 from ._domain import check_nan_policy
 from .entropy import entropy_bits_from_counts
 from .errors import InvalidParameterError, NonFiniteInputError
-from .injectivity import _block_cell_pairs, _census_input, _element_cells
+from .injectivity import _block_pairs, _census_input, _element_cells
 from .support import realized_support
 
 __all__ = [
@@ -209,8 +209,8 @@ def erased_information(x, fmt, *, temperature_kelvin=300.0, tie: str = "even", n
         order = np.argsort(codes, kind="stable")
         sums.add(codes[order], np.asarray(supp.counts, dtype=np.int64)[order])
     else:  # a cell is (block, encoding): rectangles of whole blocks, each cell complete in its rectangle
-        for cells, _, counts, _ in _block_cell_pairs(arr, f, tie):
-            sums.add(cells, counts)
+        for pairs in _block_pairs(arr, f, f.quantize(arr, tie=tie)):
+            sums.add(pairs.cells, pairs.counts)
     h_x = entropy_bits_from_counts(supp.counts)
     h_x_mm = entropy_bits_from_counts(supp.counts, correction="miller-madow")
     cell_counts = sums.cell_counts()
