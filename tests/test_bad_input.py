@@ -18,6 +18,7 @@ import pytest
 
 from natprec.conformance.harness import assert_bits_equal
 from natprec.reference import (
+    CellPairs,
     Codebook,
     CodebookError,
     EmptyInputError,
@@ -40,6 +41,7 @@ from natprec.reference import (
     entropy_bootstrap_interval,
     epilogue_order_comparison,
     erased_information,
+    finish_census,
     gaussian_discretized_entropy_bits,
     get_format,
     ggd,
@@ -51,6 +53,7 @@ from natprec.reference import (
     natural_precision,
     nearest_index,
     operational_natural_precision_bits,
+    prepare_injectivity,
     quantize,
     ratedistortion,
     realized_support,
@@ -288,6 +291,17 @@ RAISES = {
     "bad `max_listed`": [
         ("max_listed -1", lambda: injectivity_report([1.0, 2.0], "int4", max_listed=-1), InvalidParameterError, -1),
         ("max_listed string", lambda: injectivity_report([1.0, 2.0], "int4", max_listed="a"), InvalidParameterError, "a"),
+    ],
+    "census pairs that do not cover x": [
+        ("pairs short", lambda: finish_census(prepare_injectivity([0.1, 0.2, 0.2, 1.0], "int4"),
+                                              [CellPairs(np.array([0, 0, 1]), np.array([0.1, 0.2, 1.0]), np.array([1, 1, 1]))]),
+         InvalidParameterError, 3),
+        ("pairs count 0", lambda: finish_census(prepare_injectivity([0.1, 0.2, 0.2, 1.0], "int4"),
+                                                [CellPairs(np.array([0, 0, 1]), np.array([0.1, 0.2, 1.0]), np.array([1, 0, 3]))]),
+         InvalidParameterError, 0),
+        ("pairs dtype", lambda: finish_census(prepare_injectivity([0.1, 0.2, 0.2, 1.0], "int4"),
+                                              [CellPairs(np.array([0, 0, 1]), np.array([0.1, 0.2, 1.0], np.float32), np.array([1, 2, 1]))]),
+         InvalidParameterError, ("int64", "float32", "int64")),
     ],
     "bad bootstrap seed": [
         ("seed -1", lambda: entropy_bootstrap_interval([1.0, 2.0], 1.0, seed=-1), InvalidParameterError, -1),
