@@ -244,7 +244,7 @@ def _check_pairs(batch, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                                     value=(str(cells.dtype), str(values.dtype), str(counts.dtype)))
     if counts.size and counts.min() < 1:
         raise InvalidParameterError("CellPairs counts must be >= 1", value=int(counts.min()))
-    return cells, values, counts
+    return cells.astype(np.int64, copy=False), values, counts.astype(np.int64, copy=False)
 
 
 def _report(plan: InjectivityPlan, census: _Census, supp: int, codeword: Callable[[int], float]) -> InjectivityReport:

@@ -287,6 +287,9 @@ def test_finish_census_rejects_malformed_pairs():
     plan = prepare_injectivity(np.array([0.1, 0.2, 0.2, 1.0]), "int4")
     good = CellPairs(np.array([0, 0, 1]), np.array([0.1, 0.2, 1.0]), np.array([1, 2, 1]))
     assert finish_census(plan, [good]).delta == Fraction(1, 4)
+    two = prepare_injectivity(np.array([0.1, 0.2, 0.2, 1.0, 1.1, 1.1, 1.1]), "int4")  # cells 0 (3 elements), 1 (4)
+    pairs = CellPairs(np.array([0, 0, 1, 1], np.uint8), np.array([0.1, 0.2, 1.0, 1.1]), np.array([1, 2, 1, 3], np.uint64))
+    assert [c.cell for c in finish_census(two, [pairs]).collisions] == [(1,), (0,)]  # unsigned ids and counts are integers too
     bad = [
         ((good.cells, good.values, np.array([1, 2])), ((3,), (3,), (2,))),
         ((good.cells, good.values.astype(np.float32), good.counts), "float32"),
