@@ -27,6 +27,7 @@ __all__ = [
     "voronoi_cells",
     "VoronoiCell",
     "exact_gaps",
+    "prefix_table",
 ]
 
 #: DEF-TIE-RULES: which codeword wins when x is exactly a midpoint.
@@ -267,11 +268,37 @@ def nearest_index(x, codebook: Codebook, tie: str = "even") -> np.ndarray:
     u = thresholds(codebook, tie, lay.dtype)
     flat = arr.reshape(-1)  # a view when it can be; searchsorted's 8-byte result is formed one chunk at a time
     out = np.empty(flat.size, dtype=np.min_scalar_type(max(len(codebook) - 1, 0)))
+    pre = prefix_table(codebook, tie) if lay.nbits == 32 and flat.size >= _PREFIX_MIN else None
 
     def run(sl):
-        out[sl] = np.searchsorted(u, flat[sl], side="left")
-    map_chunks(run, flat.size)  # searchsorted releases the GIL: chunks on every core, the same bits
+        if pre is None:
+            out[sl] = np.searchsorted(u, flat[sl], side="left")
+            return
+        i = pre[np.ascontiguousarray(flat[sl]).view(np.uint32) >> np.uint32(16)]  # THM-PREFIX-TABLE
+        amb = np.flatnonzero(i < 0)
+        if amb.size:
+            i[amb] = np.searchsorted(u, flat[sl][amb], side="left")
+        out[sl] = i
+    map_chunks(run, flat.size)  # searchsorted and the table look-up release the GIL: chunks on every core, the same bits
     return out.reshape(arr.shape)
+
+
+#: Fewest float32 elements for which nearest_index builds (once per codebook and tie) and uses the prefix table.
+_PREFIX_MIN = 1 << 16
+
+
+@lru_cache(maxsize=64)
+def prefix_table(cb: Codebook, tie: str) -> np.ndarray:
+    """THM-PREFIX-TABLE — for every 16-bit prefix p of a float32, the cell index all float32 values with top bits p
+    share (int32), or −1 where they do not (a threshold inside, or NaNs)."""
+    u = thresholds(cb, tie, np.float32)
+    p = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
+    first = np.searchsorted(u, p.view(np.float32), side="left")  # the two ends of each prefix's interval of values
+    last = np.searchsorted(u, (p | np.uint32(0xFFFF)).view(np.float32), side="left")
+    special = (p & np.uint32(0x7F800000)) == np.uint32(0x7F800000)  # ±Inf and NaNs: left to the search
+    table = np.where((first == last) & ~special, first, -1).astype(np.int32)
+    table.flags.writeable = False
+    return table
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
-from ._domain import as_float_array, check_nan_policy, chunks, nan_mask, raise_on_nan, real_parameter
+from ._domain import as_float_array, check_nan_policy, chunks, layout_of, nan_mask, raise_on_nan, real_parameter
 from .errors import EmptyInputError, InvalidParameterError, NonFiniteInputError
 
 __all__ = [
@@ -62,13 +62,19 @@ class Histogram:
 
 
 def _exact_floor_div(x64: np.ndarray, origin: float, delta: float) -> np.ndarray:
-    """⌊(x − o)/Δ⌋ exactly.  float64 decides unless the quotient is within a few ulps of an integer."""
+    """⌊(x − o)/Δ⌋ exactly (THM-HISTOGRAM-FAST-PATH).  float64 decides unless the quotient is near an integer."""
     r = (x64 - origin) / delta  # finite and below 2**53 in magnitude: checked by prepare_discretized_histogram
     k = np.floor(r)
-    # |computed r − exact r| ≤ 3 ulp(r) (two roundings); closer than 8 ulp to an integer → decide exactly.
-    near = np.abs(r - np.rint(r)) <= 8 * np.spacing(np.maximum(np.abs(r), 1.0))
-    idx = np.flatnonzero(near)
-    if idx.size:
+    if r.size == 0:
+        return k.astype(np.int64)
+    # |computed r − exact r| ≤ 3 ulp(r) (two roundings).  One tolerance for the chunk, 8 ulp of its largest |r|:
+    # closer than that to an integer → decide exactly (f rounds monotonically; tau and 1 − tau are float64).
+    tau = 8.0 * np.spacing(max(-float(r.min()), float(r.max()), 1.0))  # max |r| = max(max r, −min r)
+    f = r - k
+    near = f <= tau
+    near |= f >= 1.0 - tau
+    if near.any():
+        idx = np.flatnonzero(near)
         k[idx] = exact_floor_bins(x64[idx], origin, delta)
     return k.astype(np.int64)
 
@@ -85,6 +91,18 @@ def exact_floor_bins(x64: np.ndarray, origin: float, delta: float) -> np.ndarray
         q = (Fraction(v) - o) / d
         exact[j] = q.numerator // q.denominator
     return exact[inverse.ravel()]
+
+
+def _extremes(arr: np.ndarray) -> tuple[np.floating, np.floating]:
+    """Smallest and largest element of a non-empty NaN-free array: in its own dtype, or chunk by chunk in float32
+    for 16-bit dtypes (exact, and NumPy's float16 and ml_dtypes' bfloat16 reductions are slow)."""
+    if layout_of(arr.dtype).nbits != 16:
+        return arr.min(), arr.max()
+    lo, hi = np.float32(np.inf), np.float32(-np.inf)
+    for sl in chunks(arr.size):
+        part = arr[sl].astype(np.float32)
+        lo, hi = min(lo, part.min()), max(hi, part.max())
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -114,7 +132,7 @@ def prepare_discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_p
         arr = arr[~nan]
     if arr.size == 0:
         raise EmptyInputError("histogram of an empty input (after nan_policy) is undefined", value=0)
-    lo, hi = arr.min(), arr.max()  # in x's own dtype: no float64 copy of the input
+    lo, hi = _extremes(arr)  # no float64 copy of the input
     if np.isinf(lo) or np.isinf(hi):
         i = int(np.flatnonzero(np.isinf(arr))[0])
         v = float(arr[i])
@@ -129,13 +147,57 @@ def prepare_discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_p
     return HistogramPlan(arr, d, o)
 
 
+#: Widest bin range counted in one dense int64 array (8 bytes per bin); wider ranges merge sorted (bin, count) lists.
+DENSE_BINS = 1 << 22
+
+
+def _count_bins(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Occupied bins of int64 bins ``k`` as (offsets from the smallest, counts, smallest): a bincount where the range
+    is at most 4× the elements, else a sort (np.unique).  Counts are int64, offsets ascending."""
+    lo = int(k.min())
+    span = int(k.max()) - lo + 1
+    if span <= 4 * k.size + 1024:
+        c = np.bincount(k - lo, minlength=span)
+        nz = np.flatnonzero(c)
+        return nz, c[nz].astype(np.int64), lo
+    b, c = np.unique(k, return_counts=True)
+    return b - lo, c.astype(np.int64), lo
+
+
 def execute_discretized_histogram(plan: HistogramPlan) -> Histogram:
-    """DEF-HISTOGRAM — the reference executor: the histogram of a prepared plan."""
+    """DEF-HISTOGRAM — the reference executor: the histogram of a prepared plan (THM-HISTOGRAM-FAST-PATH).
+
+    16-bit input: the count of every bit pattern present, then each distinct value's bin.  Otherwise the bins of
+    each chunk are counted (bincount where their range is narrow, else sorted) into one int64 array over the range of
+    bins of the smallest and largest element when it spans at most DENSE_BINS bins, else merged as sorted lists.
+    Memory: O(chunk + bins), never a float64 copy of the whole input.
+    """
+    x, o, d = plan.x, plan.origin, plan.delta
+    lay = layout_of(x.dtype)
+    if lay.nbits == 16 and x.size > 1 << 16:
+        per_pattern = np.zeros(1 << 16, dtype=np.int64)
+        for sl in chunks(x.size):
+            per_pattern += np.bincount(np.ascontiguousarray(x[sl]).view(np.uint16), minlength=1 << 16)
+        pats = np.flatnonzero(per_pattern)
+        k = _exact_floor_div(pats.astype(np.uint16).view(lay.dtype).astype(np.float64), o, d)
+        order = np.argsort(k, kind="stable")
+        k, c = k[order], per_pattern[pats][order]
+        starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
+        return Histogram(bins=k[starts], counts=np.add.reduceat(c, starts), delta=d, origin=o)
+    # Bins are monotone in x (THM-HISTOGRAM-FAST-PATH): every bin lies between those of the extremes.
+    kmin, kmax = (int(v) for v in _exact_floor_div(np.array([float(x.min()), float(x.max())]), o, d))
+    dense = np.zeros(kmax - kmin + 1, dtype=np.int64) if kmax - kmin < DENSE_BINS else None
     bins, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    for sl in chunks(plan.x.size):  # bins per chunk, merged: memory O(chunk + occupied bins), not O(n)
-        k, c = np.unique(_exact_floor_div(plan.x[sl].astype(np.float64), plan.origin, plan.delta), return_counts=True)
-        bins, counts = _merge_counts(bins, counts, k, c.astype(np.int64))
-    return Histogram(bins=bins, counts=counts, delta=plan.delta, origin=plan.origin)
+    for sl in chunks(x.size):  # bins per chunk: memory O(chunk + occupied bins), not O(n)
+        off, c, lo = _count_bins(_exact_floor_div(x[sl].astype(np.float64), o, d))
+        if dense is not None:
+            dense[off + (lo - kmin)] += c  # offsets are distinct: a plain fancy add
+        else:
+            bins, counts = _merge_counts(bins, counts, off + lo, c)
+    if dense is not None:
+        nz = np.flatnonzero(dense)
+        bins, counts = nz.astype(np.int64) + kmin, dense[nz]
+    return Histogram(bins=bins, counts=counts, delta=d, origin=o)
 
 
 def _merge_counts(b1: np.ndarray, c1: np.ndarray, b2: np.ndarray, c2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -100,3 +100,52 @@ def test_strictness_matters():
     assert voronoi_margin(x, cb).tolist() == [0.5]
     assert not margin_guarantees_codes(x, cb, 0.5)
     assert nearest_index(x + 0.25, cb, "up").tolist() == [1] != nearest_index(x, cb, "up").tolist()
+
+
+def _awkward(n, dt, seed):
+    """n values of dtype dt: normals at several scales, with ties, ±Inf, −0.0, +0.0 and subnormals mixed in."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n) * rng.choice([1e-3, 0.3, 1.0, 7.0, 600.0], n)
+    x[::11] = rng.choice(np.array([-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.5, 2.5]), x[::11].size)  # ties of int4 and fp4
+    x[3::13] = -0.0
+    x[5::17] = np.float64(np.finfo(np.float32).smallest_subnormal) * 3
+    x[7] = np.inf
+    x[9] = -np.inf
+    return x.astype(dt)
+
+
+@pytest.mark.spec("THM-MIN-MARGIN-EXTREMES", "DEF-MARGIN")
+@pytest.mark.parametrize("dt", [np.float16, ml_dtypes.bfloat16, np.float32, np.float64])
+@pytest.mark.parametrize("n", [40, 70_000])
+def test_min_margin_is_the_minimum_of_every_margin(dt, n):
+    x = _awkward(n, dt, n)
+    for fmt in ["nf4", "int4", "float4_e2m1fn", "float8_e4m3fn", "float8_e5m2", "mxfp4", "nf4_absmax64"]:
+        f = get_format(fmt)
+        ties = [t for t in ("even", "down", "up", "away") if hasattr(f, "block_size") or _accepts(f.codebook, t)]
+        for tie in ties:
+            y = x if not hasattr(f, "block_size") else np.where(np.isinf(x), 1.0, x).astype(dt)  # blocks: finite
+            assert min_voronoi_margin(y, fmt, tie=tie) == voronoi_margin(y, fmt, tie=tie).min(), (fmt, tie)
+
+
+def _accepts(cb, tie):
+    try:
+        nearest_index(np.zeros(1), cb, tie)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.spec("THM-MIN-MARGIN-EXTREMES")
+@given(cb=codebooks(width=32), xs=st.lists(finite_floats(32), min_size=1, max_size=30), tie=tie_rules)
+def test_min_margin_extremes_on_drawn_codebooks(cb, xs, tie):
+    x = np.array(xs, dtype=np.float32)
+    assert min_voronoi_margin(x, cb, tie=tie) == voronoi_margin(x, cb, tie=tie).min()
+
+
+@pytest.mark.spec("THM-MIN-MARGIN-EXTREMES")
+def test_min_margin_over_many_chunks():
+    """More than 16 chunks: cell_extremes runs its chunks in threads, one row each."""
+    x = _awkward((1 << 22) + 5, np.float32, 3)
+    assert min_voronoi_margin(x, "nf4") == voronoi_margin(x, "nf4").min()
+    x[123_457] = np.float32(0.5 * (NF4.values[8] + NF4.values[9]))  # not a float32 tie: γ becomes tiny but not 0
+    assert min_voronoi_margin(x, "nf4") == voronoi_margin(x, "nf4").min()

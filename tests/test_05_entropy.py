@@ -243,3 +243,45 @@ def test_bad_seed_is_a_named_error(seed):
     with pytest.raises(InvalidParameterError) as e:
         entropy_bootstrap_interval([1.0, 2.0], 1.0, seed=seed)
     assert e.value.value is seed
+
+
+def _sorted_exact_histogram(x, delta, origin=0.0):
+    """The oracle: every element's exact floor in rationals (each distinct value once), counted by sorting."""
+    vals, inv = np.unique(np.asarray(x).astype(np.float64), return_inverse=True)
+    o, d = Fraction(origin), Fraction(delta)
+    k = np.array([math.floor((Fraction(v) - o) / d) for v in vals.tolist()], dtype=np.int64)[inv.ravel()]
+    return np.unique(k, return_counts=True), k
+
+
+@pytest.mark.spec("THM-HISTOGRAM-FAST-PATH", "DEF-HISTOGRAM")
+@pytest.mark.parametrize("dt", [np.float16, "bfloat16", np.float32, np.float64])
+@pytest.mark.parametrize("case", ["normal", "grid", "wide", "sparse"])
+def test_fast_histogram_equals_sorted_exact_floors(dt, case, monkeypatch):
+    import ml_dtypes
+
+    import natprec.reference.entropy as ent
+
+    dt = ml_dtypes.bfloat16 if dt == "bfloat16" else dt
+    rng = np.random.default_rng(11)
+    n = (1 << 18) + 4321  # two chunks, and the 16-bit pattern path
+    delta, origin = 0.01, 0.0
+    if case == "normal":
+        x = rng.standard_normal(n) * 3
+    elif case == "grid":  # on bin edges: most elements take the exact rational path
+        x = rng.integers(-300, 300, n) * 0.1
+        delta, origin = 0.1, 0.05
+    elif case == "wide":  # the range of bins exceeds DENSE_BINS: sorted lists are merged
+        monkeypatch.setattr(ent, "DENSE_BINS", 1000)
+        x = rng.standard_normal(n) * 50
+    else:  # each chunk's bins spread far wider than 4× its size: np.unique per chunk into the dense array
+        x = np.concatenate([rng.standard_normal(n // 2) * 1e-3, rng.standard_normal(n - n // 2) * 1e-3 + 2e3])
+        delta = 1e-5 if dt in (np.float32, np.float64) else 1e-3
+    x[::97] = -0.0
+    x[5::101] = 2.0 ** -140 if dt in (np.float32, np.float64) else 2.0 ** -20
+    x = x.astype(dt)
+    (bins, counts), k = _sorted_exact_histogram(x, delta, origin)
+    h = discretized_histogram(x, delta, origin=origin)
+    assert h.bins.dtype == np.int64 and h.counts.dtype == np.int64
+    np.testing.assert_array_equal(h.bins, bins)
+    np.testing.assert_array_equal(h.counts, counts)
+    np.testing.assert_array_equal(histogram_bins(x, delta, origin=origin), k)
