@@ -1,21 +1,39 @@
-"""Reference-tier speed, as ratios against the NumPy primitive each definition reduces to.
+"""Reference-tier speed, as ratios against the plain NumPy (or torch) computation each definition reduces to.
 
-Run: ``python -m pytest bench/bench_reference.py --benchmark-only --benchmark-group-by=group``.
-Each group pairs a natprec call with its baseline on the same 2**24 float32 input in one
-run; the README reports the ratio of their minimum times.  Targets (issue 2): quantize to a
-16-entry codebook ≤ 1.5× one ``np.searchsorted`` pass; support count ≤ 1.5× ``np.sort``; (issue 17)
-``injectivity_report`` ≤ 2× a plain vectorized census (``census_numpy``) on 2**22 elements, groups
-``census-<format>``, each asserting that both give the same counts and δ.
+Run: ``python -m pytest bench/bench_reference.py --benchmark-only --benchmark-json=FILE`` and
+``python bench/perf_table.py --json FILE`` (or ``python bench/perf_table.py``, which runs it): the README's
+performance table is generated from that JSON.
+
+Every benchmark group pairs natprec's call(s) with at least one **baseline**: a function named
+``test_baseline_*`` in the same group (``bench/perf_table.py`` fails on a group without one, and
+``tests/test_perf_table.py`` checks this file).  All rows run on the same 2**24 float32 standard normals
+in one run; the table reports the ratio of minimum times to each baseline.  ``benchmark.extra_info["label"]``
+is the row's text in the table.  Targets (issues 2 and 17): quantize to a 16-entry codebook ≤ 1.5× one
+``np.searchsorted`` pass; support count ≤ 1.5× ``np.sort``; min_voronoi_margin ≤ 1.5× plain float64 NumPy;
+discretized_entropy_bits and discretized_histogram ≤ 2× plain NumPy; ``injectivity_report`` ≤ 2× a plain
+vectorized census (``census_numpy``) on 2**22 elements, groups ``census-<format>``, each asserting that both give
+the same counts and δ.
 """
 
+import os
 from fractions import Fraction
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 import natprec.reference as ref
 
 N = 1 << 24
+DELTA = 0.01
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _label(benchmark, text: str) -> None:
+    benchmark.extra_info["label"] = text
 
 
 @pytest.fixture(scope="module")
@@ -26,51 +44,166 @@ def x():
 @pytest.fixture(scope="module")
 def nf4():
     fmt = ref.get_format("nf4")
-    ref.thresholds(fmt.codebook, "even", np.float32)  # build the thresholds once, outside the timing
+    ref.quantize(np.zeros(1 << 16, np.float32), fmt)  # thresholds and tables built once, outside the timing
     return fmt
 
 
 @pytest.mark.benchmark(group="quantize-16")
 def test_baseline_searchsorted(benchmark, x, nf4):
+    _label(benchmark, "`np.searchsorted(u, x)`, 15 float32 thresholds, 1 thread")
     u = ref.thresholds(nf4.codebook, "even", np.float32)
     benchmark(np.searchsorted, u, x)
 
 
 @pytest.mark.benchmark(group="quantize-16")
+def test_baseline_torch_bucketize(benchmark, x, nf4):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(_cores())  # the threads natprec's chunks use
+    _label(benchmark, f"`torch.bucketize(x, u, out_int32=True)`, {_cores()} threads")
+    u = torch.from_numpy(np.array(ref.thresholds(nf4.codebook, "even", np.float32)))
+    xt = torch.from_numpy(x)
+    benchmark(torch.bucketize, xt, u, out_int32=True)
+
+
+@pytest.mark.benchmark(group="quantize-16")
 def test_quantize_nf4(benchmark, x, nf4):
+    _label(benchmark, '`quantize(x, "nf4")` (16 codewords, exact ties)')
     codes = benchmark(ref.quantize, x, nf4)
     assert codes.dtype == np.uint8 and codes.shape == x.shape
 
 
 @pytest.mark.benchmark(group="support")
 def test_baseline_sort(benchmark, x):
+    _label(benchmark, "`np.sort(x)`")
     benchmark(np.sort, x)
 
 
 @pytest.mark.benchmark(group="support")
 def test_support_size(benchmark, x):
+    _label(benchmark, "`support_size(x)`")
     assert benchmark(ref.support_size, x) > 0
 
 
 @pytest.mark.benchmark(group="support")
 def test_realized_support_with_counts(benchmark, x):
+    _label(benchmark, "`realized_support(x)` with counts (high cardinality)")
     assert benchmark(ref.realized_support, x).counts.sum() == N
 
 
+@pytest.fixture(scope="module")
+def h(x):
+    return x.astype(np.float16)
+
+
 @pytest.mark.benchmark(group="support-float16")
-def test_support_float16_bincount(benchmark, x):
-    h = x.astype(np.float16)
+def test_baseline_unique_float16(benchmark, h):
+    _label(benchmark, "`np.unique(h).size` (float16)")
+    benchmark(lambda: np.unique(h).size)
+
+
+@pytest.mark.benchmark(group="support-float16")
+def test_support_float16_bincount(benchmark, h):
+    _label(benchmark, "`support_size(h)`, h = x as float16 (65536-bin count)")
     assert benchmark(ref.support_size, h) > 0
+
+
+def _plain_margins(x, values):
+    """γ of every element the textbook way, in float64: nearest codeword by float64 midpoints, then
+    min over the two neighbours of |x − c'| − |x − c| (no exact ties, no rationals)."""
+    v = np.asarray(values, dtype=np.float64)
+    k = v.size
+    x64 = x.astype(np.float64)
+    i = np.searchsorted((v[1:] + v[:-1]) / 2, x64)
+    d = np.abs(x64 - v[i])
+    up = np.where(i < k - 1, np.abs(x64 - v[np.minimum(i + 1, k - 1)]) - d, np.inf)
+    dn = np.where(i > 0, np.abs(x64 - v[np.maximum(i - 1, 0)]) - d, np.inf)
+    return np.minimum(up, dn)
+
+
+@pytest.mark.benchmark(group="margin")
+def test_baseline_margins_float64(benchmark, x, nf4):
+    _label(benchmark, "plain float64 NumPy γ of every element (2²² elements)")
+    benchmark.pedantic(_plain_margins, args=(x[: 1 << 22], nf4.codebook.values), rounds=3)
 
 
 @pytest.mark.benchmark(group="margin")
 def test_voronoi_margin_nf4(benchmark, x, nf4):
+    _label(benchmark, '`voronoi_margin(x[:2**22], "nf4")` (every γ, float64)')
     benchmark.pedantic(ref.voronoi_margin, args=(x[: 1 << 22], nf4), rounds=3)
+
+
+def _plain_entropy(x, delta):
+    """H_Δ the textbook way: np.floor(x/Δ) → np.unique counts → −Σ p log2 p (no exact floors)."""
+    _, c = np.unique(np.floor(x / delta), return_counts=True)
+    p = c / c.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+@pytest.mark.benchmark(group="entropy")
+def test_baseline_entropy_plain(benchmark, x):
+    _label(benchmark, "`np.floor(x/Δ)` → `np.unique` counts → −Σ p log2 p")
+    benchmark(_plain_entropy, x, DELTA)
 
 
 @pytest.mark.benchmark(group="entropy")
 def test_discretized_entropy(benchmark, x):
-    benchmark.pedantic(ref.discretized_entropy_bits, args=(x, 0.01), rounds=3)
+    _label(benchmark, "`discretized_entropy_bits(x, 0.01)` (exact floors, 113-bit sum)")
+    h = benchmark(ref.discretized_entropy_bits, x, DELTA)
+    assert abs(h - _plain_entropy(x, DELTA)) < 1e-6
+
+
+@pytest.mark.benchmark(group="entropy")
+def test_discretized_histogram(benchmark, x):
+    _label(benchmark, "`discretized_histogram(x, 0.01)`")
+    assert benchmark(ref.discretized_histogram, x, DELTA).n == N
+
+
+# ---- issue 17: casts, margins' minimum (these groups stay above the census and block-format groups) ----
+
+CASTS = {
+    "float16": np.dtype(np.float16),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "float8_e4m3fn": np.dtype(ml_dtypes.float8_e4m3fn),
+    "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
+}
+
+
+def _grouped(prefix: str, names):
+    """Parameters each in its own benchmark group ``prefix-NAME``."""
+    return [pytest.param(n, id=n, marks=pytest.mark.benchmark(group=f"{prefix}-{n}")) for n in names]
+
+
+@pytest.mark.parametrize("fmt", _grouped("cast", CASTS))
+def test_baseline_cast(benchmark, x, fmt):
+    _label(benchmark, f"`x.astype({CASTS[fmt]})` ({'NumPy' if fmt == 'float16' else 'ml_dtypes'})")
+    benchmark(x.astype, CASTS[fmt])
+
+
+@pytest.mark.parametrize("fmt", _grouped("cast", CASTS))
+def test_quantize_cast(benchmark, x, fmt):
+    _label(benchmark, f'`quantize(x, "{fmt}")` (codes)')
+    f = ref.get_format(fmt)
+    codes = benchmark(ref.quantize, x, f)
+    assert codes.shape == x.shape
+
+
+MARGIN_FORMATS = ["nf4", "float8_e4m3fn"]
+
+
+@pytest.mark.parametrize("fmt", _grouped("min-margin", MARGIN_FORMATS))
+def test_baseline_min_margin_float64(benchmark, x, fmt):
+    _label(benchmark, "plain float64 NumPy: min of every γ")
+    values = ref.get_format(fmt).codebook.values
+    benchmark(lambda: float(_plain_margins(x, values).min()))
+
+
+@pytest.mark.parametrize("fmt", _grouped("min-margin", MARGIN_FORMATS))
+def test_min_voronoi_margin(benchmark, x, fmt):
+    _label(benchmark, f'`min_voronoi_margin(x, "{fmt}")`')
+    f = ref.get_format(fmt)
+    ref.min_voronoi_margin(x[: 1 << 17], f)  # tables built once, outside the timing
+    g = benchmark(ref.min_voronoi_margin, x, f)
+    assert 0.0 <= g <= float(_plain_margins(x[: 1 << 16], f.codebook.values).min()) + 1e-12  # a subset's minimum bounds it
 
 
 # The collision census (issue 17): injectivity_report beside a plain vectorized NumPy census of the same
@@ -114,11 +247,13 @@ def _agree(rep, census) -> None:
 
 @pytest.mark.parametrize("fmt", [pytest.param(f, marks=_census_group(f)) for f in CENSUS_FORMATS])
 def test_baseline_census_numpy(benchmark, x, fmt):
+    _label(benchmark, "plain census: packed (cell, value) keys, one `np.unique` (2**22)")
     xs = x[:CENSUS_N]
     _agree(ref.injectivity_report(xs, fmt), benchmark.pedantic(census_numpy, args=(xs, fmt), rounds=3))
 
 
 @pytest.mark.parametrize("fmt", [pytest.param(f, marks=_census_group(f)) for f in CENSUS_FORMATS])
 def test_census_injectivity_report(benchmark, x, fmt):
+    _label(benchmark, f'`injectivity_report(x, "{fmt}")` (default listing, 2**22)')
     xs = x[:CENSUS_N]
     _agree(benchmark.pedantic(ref.injectivity_report, args=(xs, fmt), rounds=3), census_numpy(xs, fmt))
