@@ -1,5 +1,5 @@
-"""Bench runs record what the performance table's header needs (bench/perf_table.py): library versions and the
-cores this process may use, beside pytest-benchmark's own machine and commit information."""
+"""Bench runs record what the performance table's header needs (bench/perf_table.py): library versions, the
+cores this process may use and the load average, beside pytest-benchmark's own machine and commit information."""
 
 import os
 
@@ -16,3 +16,5 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["natprec_versions"] = versions
     machine_info["natprec_cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     machine_info["natprec_omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
+    if hasattr(os, "getloadavg"):  # on a shared machine the ratios move with the load: the table says what it was
+        machine_info["natprec_loadavg"] = list(os.getloadavg())

@@ -10,6 +10,7 @@ rounding anywhere on the hot path.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -269,15 +270,17 @@ def nearest_index(x, codebook: Codebook, tie: str = "even") -> np.ndarray:
     flat = arr.reshape(-1)  # a view when it can be; searchsorted's 8-byte result is formed one chunk at a time
     out = np.empty(flat.size, dtype=np.min_scalar_type(max(len(codebook) - 1, 0)))
     pre = prefix_table(codebook, tie) if lay.nbits == 32 and flat.size >= _PREFIX_MIN else None
+    pre_unknown = None if pre is None else np.iinfo(pre.dtype).max
 
     def run(sl):
         if pre is None:
             out[sl] = np.searchsorted(u, flat[sl], side="left")
             return
-        i = pre[np.ascontiguousarray(flat[sl]).view(np.uint32) >> np.uint32(16)]  # THM-PREFIX-TABLE
-        amb = np.flatnonzero(i < 0)
+        xs = np.ascontiguousarray(flat[sl])
+        i = pre[xs.view(np.uint16)[_HIGH_HALF::2]]  # THM-PREFIX-TABLE: the top 16 bits, as a view (no shift, no copy)
+        amb = np.flatnonzero(i == pre_unknown)
         if amb.size:
-            i[amb] = np.searchsorted(u, flat[sl][amb], side="left")
+            i[amb] = np.searchsorted(u, xs[amb], side="left")
         out[sl] = i
     map_chunks(run, flat.size)  # searchsorted and the table look-up release the GIL: chunks on every core, the same bits
     return out.reshape(arr.shape)
@@ -285,18 +288,24 @@ def nearest_index(x, codebook: Codebook, tie: str = "even") -> np.ndarray:
 
 #: Fewest float32 elements for which nearest_index builds (once per codebook and tie) and uses the prefix table.
 _PREFIX_MIN = 1 << 16
+#: Which uint16 of a float32 holds its top 16 bits in memory.
+_HIGH_HALF = 1 if sys.byteorder == "little" else 0
 
 
 @lru_cache(maxsize=64)
 def prefix_table(cb: Codebook, tie: str) -> np.ndarray:
     """THM-PREFIX-TABLE — for every 16-bit prefix p of a float32, the cell index all float32 values with top bits p
-    share (int32), or −1 where they do not (a threshold inside, or NaNs)."""
+    share, or the table dtype's largest value where they do not (a threshold inside, or ±Inf and NaNs).
+
+    The dtype is the smallest unsigned integer type that holds every index and one more value.
+    """
     u = thresholds(cb, tie, np.float32)
     p = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
     first = np.searchsorted(u, p.view(np.float32), side="left")  # the two ends of each prefix's interval of values
     last = np.searchsorted(u, (p | np.uint32(0xFFFF)).view(np.float32), side="left")
     special = (p & np.uint32(0x7F800000)) == np.uint32(0x7F800000)  # ±Inf and NaNs: left to the search
-    table = np.where((first == last) & ~special, first, -1).astype(np.int32)
+    dt = np.min_scalar_type(len(cb))  # indices 0 … K−1 and the marker K or above
+    table = np.where((first == last) & ~special, first, np.iinfo(dt).max).astype(dt)
     table.flags.writeable = False
     return table
 

@@ -21,6 +21,7 @@ def _bench(group, name, minimum, label=None):
 def _doc(benches):  # synthetic: not a measurement
     return {"datetime": "2000-01-02T03:04:05.000000+00:00", "commit_info": {"id": "0123456789abcdef", "dirty": True},
             "machine_info": {"cpu": {"brand_raw": "TestCPU 9000"}, "python_version": "3.11.0", "natprec_cores": 2,
+                             "natprec_loadavg": [3.25, 2.0, 1.5],
                              "natprec_versions": {"numpy": "9.9", "torch": "8.8", "ml_dtypes": "7.7"}},
             "benchmarks": benches}
 
@@ -50,7 +51,7 @@ def test_one_row_per_natprec_row_and_baseline_with_the_ratio_of_minima():
 def test_header_names_date_cpu_cores_versions_and_commit():
     h = perf_table.header(DOC)
     for part in ("2000-01-02 03:04", "TestCPU 9000", "2 cores", "numpy 9.9", "torch 8.8", "ml_dtypes 7.7", "0123456789",
-                 "uncommitted"):
+                 "uncommitted", "load average 3.2 (1 min) / 1.5 (15 min)"):
         assert part in h, part
 
 
