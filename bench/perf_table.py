@@ -125,14 +125,14 @@ def table(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rewrite(text: str, block: str) -> str:
-    """``text`` with everything between the BEGIN and END markers replaced by ``block`` (markers kept)."""
-    if text.count(BEGIN) != 1 or text.count(END) != 1:
-        raise PerfTableError(f"README must hold {BEGIN} and {END} exactly once each "
-                             f"(found {text.count(BEGIN)} and {text.count(END)})")
-    i, j = text.index(BEGIN) + len(BEGIN), text.index(END)
+def rewrite(text: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    """``text`` with everything between the ``begin`` and ``end`` markers replaced by ``block`` (markers kept)."""
+    if text.count(begin) != 1 or text.count(end) != 1:
+        raise PerfTableError(f"README must hold {begin} and {end} exactly once each "
+                             f"(found {text.count(begin)} and {text.count(end)})")
+    i, j = text.index(begin) + len(begin), text.index(end)
     if j < i:
-        raise PerfTableError(f"{END} comes before {BEGIN}")
+        raise PerfTableError(f"{end} comes before {begin}")
     return text[:i] + "\n" + block.rstrip("\n") + "\n" + text[j:]
 
 

@@ -113,3 +113,20 @@ def test_every_group_of_the_reference_bench_has_a_baseline():
 def test_readme_holds_the_markers_once():
     text = (ROOT / "README.md").read_text()
     assert text.count(perf_table.BEGIN) == 1 and text.count(perf_table.END) == 1
+
+
+def test_the_memory_table_is_written_between_its_own_markers(monkeypatch):
+    """bench/peak_memory.py: its table from measured rows (made up here), rewritten between the memory-table markers."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location("peak_memory", ROOT / "bench" / "peak_memory.py")
+    pm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pm)
+    block = pm.table(22, [("quantize nf4", 0.7), ("realized_support", 4.381)])
+    assert "| `quantize nf4` | 0.70× |" in block and "| `realized_support` | 4.38× |" in block and "2^22" in block
+    text = f"a\n{pm.BEGIN}\nold\n{pm.END}\n{perf_table.BEGIN}\nkept\n{perf_table.END}\n"
+    new = perf_table.rewrite(text, block, pm.BEGIN, pm.END)
+    assert "old" not in new and "kept" in new and new.count("| `") == 2
+    with pytest.raises(perf_table.PerfTableError, match="memory-table"):
+        perf_table.rewrite("no markers", block, pm.BEGIN, pm.END)
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count(pm.BEGIN) == 1 and readme.count(pm.END) == 1
