@@ -281,11 +281,9 @@ def xb(x):
 
 
 def _torch_peer(name: str):
-    """torch with its threads set to the cores available (natprec's _cores), and the peer module, or skip."""
+    """torch with its threads set to the cores this process may use (as natprec's map_chunks), and the peer module, or skip."""
     torch = pytest.importorskip("torch")
-    from natprec.reference._domain import _cores
-
-    torch.set_num_threads(_cores())
+    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     return torch, pytest.importorskip(name, reason=f"{name} is not installed (pip install natprec[oracles])")
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "nan_mask",
     "CHUNK_ELEMENTS",
     "chunks",
+    "map_chunks",
+    "map_tasks",
     "total_order_key",
     "assert_subnormals_survive",
 ]
@@ -68,14 +70,20 @@ def map_chunks(fn, n: int) -> None:
     For element-wise work whose NumPy calls release the GIL (searchsorted, casts): each call writes
     its own slice, so the result is the same bits as the serial loop, in any order.
     """
-    sls = chunks(n)
-    workers = min(len(sls), _cores()) if len(sls) >= THREAD_MIN_CHUNKS else 1
+    map_tasks(fn, chunks(n), n)
+
+
+def map_tasks(fn, tasks, n: int) -> None:
+    """Call ``fn(task)`` for every task, parts of work on n elements that write disjoint outputs: in threads, one per
+    core, when n spans THREAD_MIN_CHUNKS chunks or more (as :func:`map_chunks`, for work that is not a range of
+    elements: a block format's rectangles of whole blocks)."""
+    workers = min(len(tasks), _cores()) if -(-n // CHUNK_ELEMENTS) >= THREAD_MIN_CHUNKS else 1
     if workers <= 1:
-        for sl in sls:
-            fn(sl)
+        for t in tasks:
+            fn(t)
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(fn, sls):  # re-raises a chunk's exception here
+        for _ in pool.map(fn, tasks):  # re-raises a task's exception here
             pass
 
 

@@ -4,8 +4,9 @@ Chapter: spec/02-codebook.md.  Nearest-codeword quantization is decided by the
 exact midpoints of adjacent codewords.  For each input dtype T the midpoints are
 converted, once and exactly (rational arithmetic where float64 is not enough), to
 *thresholds in T*: u_i is the largest T value that stays in cell i.  Quantizing is
-then one ``searchsorted`` in T (or a 65536-entry table for 16-bit T) with no
-rounding anywhere on the hot path.
+then one ``searchsorted`` in T (or a 65536-entry table for 16-bit T; for float32, a
+table over its top 16 bits and one comparison, THM-BIN-SEARCH) with no rounding
+anywhere on the hot path.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ __all__ = [
     "voronoi_cells",
     "VoronoiCell",
     "exact_gaps",
-    "prefix_table",
 ]
 
 #: DEF-TIE-RULES: which codeword wins when x is exactly a midpoint.
@@ -254,6 +254,39 @@ def _lut16(cb: Codebook, tie: str, dtype: np.dtype) -> np.ndarray:
     return lut
 
 
+#: Fewest float32 elements for which nearest_index builds (once per codebook and tie rule) its bin tables.
+_BINS_MIN = 1 << 12
+_HIGH = 1 if sys.byteorder == "little" else 0  # which uint16 half of a float32 holds its sign, exponent and top 7 bits
+
+
+@lru_cache(maxsize=64)
+def _bins32(cb: Codebook, tie: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """THM-BIN-SEARCH — per bin of float32 (the 2**16 classes of equal top 16 bits, a closed interval of values): the
+    number of thresholds below the bin, and the one threshold inside it (+Inf if none); None when a bin holds two."""
+    u = thresholds(cb, tie, np.float32)
+    top = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
+    lo, hi = top.view(np.float32), (top | np.uint32(0xFFFF)).view(np.float32)
+    hi = np.where(np.isnan(hi), lo, hi)  # the ±Inf bins: their one non-NaN member; NaN bins stay NaN (index unspecified)
+    vmin, vmax = np.fmin(lo, hi), np.fmax(lo, hi)
+    below = np.searchsorted(u, vmin, side="left")  # #{u < vmin}
+    inside = np.searchsorted(u, vmax, side="left") - below  # #{vmin <= u < vmax}
+    if inside.max(initial=0) > 1:
+        return None
+    at = np.append(u, np.float32(np.inf)).astype(np.float32)[np.where(inside == 1, below, u.size)]
+    idx = below.astype(np.min_scalar_type(max(len(cb) - 1, 0)))
+    idx.flags.writeable = at.flags.writeable = False
+    return idx, at
+
+
+def _nearest_index32(flat: np.ndarray, bins: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """THM-BIN-SEARCH — searchsorted(u, flat, "left") for float32 ``flat``, by its bin: below + (x > the bin's threshold)."""
+    below, at = bins
+    k = np.ascontiguousarray(flat).view(np.uint16)[_HIGH::2]
+    out = below[k]
+    out += np.greater(flat, at[k])
+    return out
+
+
 def nearest_index(x, codebook: Codebook, tie: str = "even") -> np.ndarray:
     """DEF-QUANTIZE — index of the nearest codeword of each element (ties by ``tie``).
 
@@ -269,45 +302,15 @@ def nearest_index(x, codebook: Codebook, tie: str = "even") -> np.ndarray:
     u = thresholds(codebook, tie, lay.dtype)
     flat = arr.reshape(-1)  # a view when it can be; searchsorted's 8-byte result is formed one chunk at a time
     out = np.empty(flat.size, dtype=np.min_scalar_type(max(len(codebook) - 1, 0)))
-    pre = prefix_table(codebook, tie) if lay.nbits == 32 and flat.size >= _PREFIX_MIN else None
-    pre_unknown = None if pre is None else np.iinfo(pre.dtype).max
+    bins = _bins32(codebook, tie) if lay.nbits == 32 and flat.size >= _BINS_MIN else None
 
     def run(sl):
-        if pre is None:
+        if bins is not None:  # THM-BIN-SEARCH: the same indices as searchsorted, a gather and a compare per element
+            out[sl] = _nearest_index32(flat[sl], bins)
+        else:
             out[sl] = np.searchsorted(u, flat[sl], side="left")
-            return
-        xs = np.ascontiguousarray(flat[sl])
-        i = pre[xs.view(np.uint16)[_HIGH_HALF::2]]  # THM-PREFIX-TABLE: the top 16 bits, as a view (no shift, no copy)
-        amb = np.flatnonzero(i == pre_unknown)
-        if amb.size:
-            i[amb] = np.searchsorted(u, xs[amb], side="left")
-        out[sl] = i
-    map_chunks(run, flat.size)  # searchsorted and the table look-up release the GIL: chunks on every core, the same bits
+    map_chunks(run, flat.size)  # searchsorted releases the GIL: chunks on every core, the same bits
     return out.reshape(arr.shape)
-
-
-#: Fewest float32 elements for which nearest_index builds (once per codebook and tie) and uses the prefix table.
-_PREFIX_MIN = 1 << 16
-#: Which uint16 of a float32 holds its top 16 bits in memory.
-_HIGH_HALF = 1 if sys.byteorder == "little" else 0
-
-
-@lru_cache(maxsize=64)
-def prefix_table(cb: Codebook, tie: str) -> np.ndarray:
-    """THM-PREFIX-TABLE — for every 16-bit prefix p of a float32, the cell index all float32 values with top bits p
-    share, or the table dtype's largest value where they do not (a threshold inside, or ±Inf and NaNs).
-
-    The dtype is the smallest unsigned integer type that holds every index and one more value.
-    """
-    u = thresholds(cb, tie, np.float32)
-    p = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
-    first = np.searchsorted(u, p.view(np.float32), side="left")  # the two ends of each prefix's interval of values
-    last = np.searchsorted(u, (p | np.uint32(0xFFFF)).view(np.float32), side="left")
-    special = (p & np.uint32(0x7F800000)) == np.uint32(0x7F800000)  # ±Inf and NaNs: left to the search
-    dt = np.min_scalar_type(len(cb))  # indices 0 … K−1 and the marker K or above
-    table = np.where((first == last) & ~special, first, np.iinfo(dt).max).astype(dt)
-    table.flags.writeable = False
-    return table
 
 
 @dataclass(frozen=True)

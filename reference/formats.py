@@ -25,6 +25,7 @@ from ._domain import (
     check_nan_policy,
     layout_of,
     map_chunks,
+    map_tasks,
     nan_mask,
     raise_on_nan,
 )
@@ -42,6 +43,7 @@ from .registry import FORMAT_NAMES, FORMAT_SPECS, NF4_VALUES, STRUCTURES, BlockS
 __all__ = [
     "ElementFormat",
     "BlockQuantized",
+    "LAYOUTS",
     "AbsmaxBlockFormat",
     "MXFormat",
     "NVFP4Format",
@@ -316,10 +318,11 @@ _CONSTRUCTIONS = {"minifloat": _minifloat, "integer": _integer, "table": _table,
 class BlockQuantized:
     """DEF-FORMAT-BLOCK-ABSMAX / DEF-FORMAT-MX / DEF-FORMAT-NVFP4 — codes plus the scales that decode them.
 
-    ``codes`` has the input's shape; ``scales`` has shape ``shape[:-1] + (nblocks,)``
-    (float32 absmax, uint8 E8M0 code, or uint8 E4M3 code); ``tensor_scale`` is the
-    NVFP4 float32 global decode scale (None elsewhere); ``block_size`` is the block length
-    the codes were made with, so that decoding with another one is an error, not other numbers.
+    ``codes`` has the input's shape; ``scales`` has shape ``shape[:-1] + (nblocks,)`` for
+    ``layout="last_axis"`` and ``(nblocks,)`` for ``layout="flat"`` (float32 absmax, uint8 E8M0
+    code, or uint8 E4M3 code); ``tensor_scale`` is the NVFP4 float32 global decode scale (None
+    elsewhere); ``block_size`` and ``layout`` are those the codes were made with, so that decoding
+    with others is an error, not other numbers.
     """
 
     format: str
@@ -328,48 +331,97 @@ class BlockQuantized:
     tensor_scale: np.float32 | None
     shape: tuple
     block_size: int
+    layout: str = "last_axis"
 
 
-def _blocks(arr32: np.ndarray, block: int) -> tuple[np.ndarray, int]:
-    """View the last axis as blocks, zero-padding a partial last block (zeros never raise an absmax)."""
-    if arr32.ndim == 0:
-        arr32 = arr32.reshape(1)
-    n = arr32.shape[-1]
-    if 0 < n <= block:  # one block: the values themselves, whatever the block size (padding would cost memory only)
-        return arr32.reshape(arr32.shape[:-1] + (1, n)), n
-    nb = -(-n // block)
-    pad = nb * block - n
-    if pad:
-        arr32 = np.concatenate([arr32, np.zeros(arr32.shape[:-1] + (pad,), dtype=arr32.dtype)], axis=-1)
-    return arr32.reshape(arr32.shape[:-1] + (nb, block)), n
+#: DEF-BLOCK-LAYOUT — how a block format cuts a tensor into blocks.
+LAYOUTS = ("last_axis", "flat")
 
 
-def _unblock(blocked: np.ndarray, n: int, shape: tuple) -> np.ndarray:
-    flat = blocked.reshape(blocked.shape[:-2] + (blocked.shape[-2] * blocked.shape[-1],))[..., :n]  # no -1: size 0 is fine
-    return flat.reshape(shape)
+def _rows(a: np.ndarray, shape: tuple, layout: str) -> np.ndarray:
+    """The tensor as rows of blocks (R, L): its last axis (a 0-d input is one element), or, flat, one row of all of it."""
+    if layout == "flat" or not shape:
+        return a.reshape(1, a.size)
+    return a.reshape(int(np.prod(shape[:-1], dtype=np.int64)), shape[-1])  # a view for contiguous input
 
 
-def _block_input(x, name: str) -> np.ndarray:
-    """Block formats take float16/bfloat16/float32 (converted exactly) or float64 (rounded once to float32, RNE)."""
+def _scales_shape(shape: tuple, block: int, layout: str = "last_axis") -> tuple:
+    """One scale per block: per block of the last axis (a 0-d input is one block of one), or of the flattened tensor."""
+    if layout == "flat":
+        return (-(-int(np.prod(shape, dtype=np.int64)) // block),)
+    return shape[:-1] + (-(-shape[-1] // block),) if shape else (1,)
+
+
+#: Elements per task of the block executors: whole blocks, about CHUNK_ELEMENTS of them.
+def _block_tasks(rows: int, length: int, block: int) -> list[tuple[slice, int, int]]:
+    """Rectangles (rows, first block, end block) of whole blocks covering a (rows, length) array, about
+    CHUNK_ELEMENTS elements each; a row's partial last block (length mod block elements) is a task of its own rows."""
+    full, rem = divmod(length, block)
+    per = max(1, CHUNK_ELEMENTS // block)
+    tasks = []
+    if full and full >= per:
+        tasks += [(slice(r, r + 1), b, min(full, b + per)) for r in range(rows) for b in range(0, full, per)]
+    elif full:
+        step = max(1, per // full)
+        tasks += [(slice(r, min(rows, r + step)), 0, full) for r in range(0, rows, step)]
+    if rem:
+        step = max(1, CHUNK_ELEMENTS // rem)
+        tasks += [(slice(r, min(rows, r + step)), full, full + 1) for r in range(0, rows, step)]
+    return tasks
+
+
+def _task_view(a2: np.ndarray, task, block: int):
+    """A task's blocks of the (R, L) array as (rows, blocks, block) — a view — its column range and whether it is the
+    partial last block of its rows."""
+    rs, b0, b1 = task
+    c0, c1 = b0 * block, min(a2.shape[1], b1 * block)
+    v = a2[rs, c0:c1]
+    partial = c1 - c0 < (b1 - b0) * block
+    return v.reshape(v.shape[0], 1 if partial else b1 - b0, -1), (c0, c1), partial
+
+
+def _absmax_blocks(a: np.ndarray) -> np.ndarray:
+    """max over the last axis of a non-negative float32 array without NaN (exact in any order): pairwise halves, then
+    one reduction of what is left — faster than a reduction along a short axis."""
+    w = a.shape[-1]
+    while w % 2 == 0 and w > 1:
+        w //= 2
+        a = np.maximum(a[..., :w], a[..., w:2 * w])
+    return a[..., 0].copy() if w == 1 else a.max(axis=-1)  # never a view of ``a``: callers overwrite it
+
+
+def _block_input(x, name: str) -> tuple[np.ndarray, np.float32]:
+    """Block formats take float16/bfloat16/float32 (converted exactly) or float64 (rounded once to float32, RNE).
+
+    Returns the float32 array and its max|x| (0 for empty input), from one min and max per chunk: a NaN or ±Inf
+    makes them non-finite, and only then is the offending element looked for."""
     assert_subnormals_survive()
     arr = as_float_array(x)
-    nan = nan_mask(arr)
-    if nan.any():
-        raise NaNInputError(
-            f"{name}: x contains NaN at flat index {int(np.flatnonzero(nan.ravel())[0])}; block formats "
-            "need finite input (a NaN would poison its block's scale)",
-            value=int(np.flatnonzero(nan.ravel())[0]),
-        )
     with np.errstate(over="ignore"):
         a32 = arr.astype(_F32, copy=False)  # float32 input is not copied
-    if a32.size and not (np.isfinite(a32.min()) and np.isfinite(a32.max())):  # no full-size mask unless one is needed
-        bad = ~np.isfinite(a32)
-        i = int(np.flatnonzero(bad.ravel())[0])
+    flat = a32.reshape(-1)
+    parts = {}
+
+    def run(sl):
+        if sl.stop > sl.start:
+            parts[sl.start] = (flat[sl].min(), flat[sl].max())
+    map_chunks(run, flat.size)
+    lo = min((p[0] for p in parts.values()), default=_F32(0))
+    hi = max((p[1] for p in parts.values()), default=_F32(0))
+    if parts and not all(np.isfinite(p[0]) and np.isfinite(p[1]) for p in parts.values()):
+        nan = nan_mask(arr)
+        if nan.any():
+            i = int(np.flatnonzero(nan.ravel())[0])
+            raise NaNInputError(
+                f"{name}: x contains NaN at flat index {i}; block formats need finite input (a NaN would poison its "
+                "block's scale)", value=i,
+            )
+        i = int(np.flatnonzero(~np.isfinite(flat))[0])
         raise NonFiniteInputError(
             f"{name}: x has a non-finite value {arr.ravel()[i]!r} (after rounding to float32) at flat index {i}",
             value=float(arr.ravel()[i]),
         )
-    return a32
+    return a32, _F32(max(-lo, hi))
 
 
 def _check_block_size(block_size) -> int:
@@ -378,24 +430,48 @@ def _check_block_size(block_size) -> int:
     return int(block_size)
 
 
+def _check_layout(layout, name: str, allowed: tuple = LAYOUTS) -> str:
+    if not isinstance(layout, str) or layout not in allowed:
+        raise InvalidParameterError(f"{name}: layout must be one of {', '.join(map(repr, allowed))}; got {layout!r}",
+                                    value=layout)
+    return layout
+
+
 class _BlockFormat:
-    """Shared block machinery: subclasses define ``structure``, ``_scale32(a32) -> (y, n, scales, tensor_scale)``
-    (a32: the accepted input as float32) and ``_decode(values, plan)``."""
+    """Shared block machinery: subclasses define ``structure``, ``_context(amax)`` (tensor-level constants, from the
+    input's max|x|), ``_scale_blocks(v, ctx, partial, dtype) -> (y, scales)`` (v: float32 blocks along the last axis of
+    a (rows, blocks, block) view) and ``_decode_blocks(values, scales, q)``."""
 
     name: str
     element: ElementFormat
     block_size: int
     structure: Structure
+    layout: str = "last_axis"
 
     @property
     def bits_per_element(self) -> float:
         """Element bits plus the block scale's bits amortised over the block (registry.STRUCTURES)."""
         return self.structure.bits_per_element(self.element.nbits, self.block_size)
 
+    def _context(self, amax: np.float32):
+        return None
+
     def scaled(self, x) -> np.ndarray:
         """The block-scaled values the element codebook sees (x's shape)."""
-        y, n, _, _ = self._scale(x)
-        return _unblock(y, n, np.shape(x))
+        return self._scaled(x, _F32)
+
+    def _scaled(self, x, dtype) -> np.ndarray:
+        a32, amax = _block_input(x, self.name)
+        shape = np.shape(x)
+        a2 = _rows(a32, shape, self.layout)
+        out = np.empty(a2.shape, dtype)
+        ctx = self._context(amax)
+
+        def task(t):
+            v, (c0, c1), partial = _task_view(a2, t, self.block_size)
+            out[t[0], c0:c1] = self._scale_blocks(v, ctx, partial, dtype)[0].reshape(v.shape[0], -1)
+        map_tasks(task, _block_tasks(*a2.shape, self.block_size), a2.size)
+        return out.reshape(shape)
 
     def quantize(self, x, *, tie: str = "even") -> BlockQuantized:
         return execute_quantize(prepare_quantize(x, self, tie=tie))
@@ -403,85 +479,120 @@ class _BlockFormat:
     def dequantize(self, q: BlockQuantized) -> np.ndarray:
         return execute_dequantize(self._dequantize_plan(q))
 
-    def _scale(self, x):
-        return self._scale32(_block_input(x, self.name))
-
     def _input_plan(self, x, tie: str) -> BlockInputPlan:
-        a32 = _block_input(x, self.name)
+        a32, amax = _block_input(x, self.name)
         # The tie rule's checks (unknown rule; 'even' on a codebook whose neighbours share parity) come after the
         # input's, as when the element plan of the scaled values is made; no scale is computed here.
         element = self.element._quantize_plan(np.zeros(0, _F32), tie, True, "raise")
-        return BlockInputPlan(self, np.shape(x), a32, tie, element)
+        return BlockInputPlan(self, np.shape(x), a32, tie, element, amax)
 
     def _quantize_plan_from(self, p: BlockInputPlan) -> BlockQuantizePlan:
-        y, n, scales, tensor_scale = self._scale32(p.x32)
-        return BlockQuantizePlan(self, p.shape, n, scales, tensor_scale,
-                                 self.element._quantize_plan(y, p.tie, True, "raise"))
+        amax = p.amax if p.amax is not None else _block_input(p.x32, self.name)[1]
+        ctx = self._context(amax)
+        return BlockQuantizePlan(self, p.shape, p.x32, p.tie, p.element, ctx, self._tensor_scale(ctx))
+
+    def _tensor_scale(self, ctx):
+        return None
 
     def _quantize_plan(self, x, tie: str) -> BlockQuantizePlan:
         return self._quantize_plan_from(self._input_plan(x, tie))
 
+    def _execute(self, plan: BlockQuantizePlan) -> BlockQuantized:
+        """Scales and codes fused per task of whole blocks: the scaled values of a task exist only while it runs, and
+        go through the element format's executor (:func:`cast_codes` or :func:`search_codes`)."""
+        shape, bs = tuple(plan.shape), self.block_size
+        a2 = _rows(plan.x32, shape, self.layout)
+        codes = np.empty(a2.shape, self.element.code_dtype)
+        nb = -(-a2.shape[1] // bs)
+        scales = np.empty((a2.shape[0], nb), self._scale_dtype)
+        ep = plan.element
+
+        def task(t):
+            v, (c0, c1), partial = _task_view(a2, t, bs)
+            y, s = self._scale_blocks(v, plan.context, partial, _F32)
+            flat = y.reshape(-1)
+            qp = QuantizePlan(ep.format, flat, ep.tie, True, np.broadcast_to(np.False_, flat.shape), ep.codebook,
+                              ep.thresholds)
+            c = cast_codes(qp)
+            codes[t[0], c0:c1] = (search_codes(qp) if c is None else c).reshape(v.shape[0], -1)
+            scales[t[0], t[1]:t[2]] = s.reshape(v.shape[0], -1)
+        map_tasks(task, _block_tasks(*a2.shape, bs), a2.size)
+        return BlockQuantized(self.name, codes.reshape(shape), scales.reshape(_scales_shape(shape, bs, self.layout)),
+                              plan.tensor_scale, shape, bs, self.layout)
+
     def _dequantize_plan(self, q: BlockQuantized) -> BlockDequantizePlan:
         return BlockDequantizePlan(self, q, self.element._dequantize_plan(q.codes), None)
+
+    def _decode(self, values: np.ndarray, plan: BlockDequantizePlan) -> np.ndarray:
+        """float64 values of the element codes (x's shape) times their blocks' scales, task by task."""
+        q, bs = plan.quantized, self.block_size
+        shape = tuple(q.shape)
+        v2 = _rows(values, shape, self.layout)
+        s2 = self._decoded_scales(plan).reshape(v2.shape[0], -(-v2.shape[1] // bs))
+        out = np.empty(v2.shape, np.float64)
+
+        def task(t):
+            v, (c0, c1), _ = _task_view(v2, t, bs)
+            out[t[0], c0:c1] = self._decode_blocks(v, s2[t[0], t[1]:t[2]], q).reshape(v.shape[0], -1)
+        map_tasks(task, _block_tasks(*v2.shape, bs), v2.size)
+        return out.reshape(shape)
+
+    def _decoded_scales(self, plan: BlockDequantizePlan) -> np.ndarray:
+        return plan.quantized.scales
 
 
 class AbsmaxBlockFormat(_BlockFormat):
     """DEF-FORMAT-BLOCK-ABSMAX — bitsandbytes-style blockwise absmax scaling of a codebook in [-1, 1].
 
-    Per block of ``block_size`` consecutive elements of the last axis (last block
-    partial): s = max|x| in float32; r = fl32(1 / s); y = fl32(x · r); code = nearest
-    codeword of y (tie rule ``tie``); decode fl32(c · s).  s = 0 encodes every element
-    as the codeword nearest 0; a block whose fl32(1/s) overflows (s ≲ 2**-128) uses y = fl32(x / s).
+    Per block of ``block_size`` consecutive elements (DEF-BLOCK-LAYOUT: of the last axis, or with
+    ``layout="flat"`` of the flattened tensor, as bitsandbytes): s = max|x| in float32; r = fl32(1 / s);
+    y = fl32(x · r); code = nearest codeword of y (tie rule ``tie``); decode fl32(c · s).  s = 0
+    encodes every element as the codeword nearest 0; a block whose fl32(1/s) overflows (s ≲ 2**-128)
+    uses y = fl32(x / s), and so does the flat layout's partial last block (bitsandbytes divides it).
     """
 
     structure = STRUCTURES["absmax"]
+    _scale_dtype = np.dtype(np.float32)
 
-    def __init__(self, name: str, element: ElementFormat, block_size: int):
+    def __init__(self, name: str, element: ElementFormat, block_size: int, layout: str = "last_axis"):
         if np.max(np.abs(element.codebook.values)) != 1.0:
             peak = np.max(np.abs(element.codebook.values))
             raise CodebookError(f"absmax scaling needs a codebook with max |c| = 1; {element.name} has {peak}", value=element.name)
         self.name = name
         self.element = element
         self.block_size = _check_block_size(block_size)
+        self.layout = _check_layout(layout, name)
         self.description = f"{element.name} with float32 absmax scale per {block_size} elements (bitsandbytes blockwise)"
 
     def conventions(self) -> dict:
         return {"element": self.element.name, "block_size": self.block_size, "scale": self.structure.scale,
-                "bits_per_element": self.bits_per_element,
-                "normalise": "x * fl32(1/absmax)", "blocks": "last axis, partial last block"}
+                "bits_per_element": self.bits_per_element, "normalise": "x * fl32(1/absmax)", "layout": self.layout,
+                "blocks": ("the flattened tensor, partial last block divided: fl32(x/absmax)" if self.layout == "flat"
+                           else "last axis, partial last block")}
 
-    def _scale32(self, a32):
-        blk, n = _blocks(a32, self.block_size)
-        s = np.max(np.abs(blk), axis=-1)
+    def _scale_blocks(self, v, ctx, partial, dtype):
+        a = np.abs(v)
+        s = _absmax_blocks(a)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            if partial and self.layout == "flat":  # bitsandbytes divides its partial last block (s = 0: y = x = ±0)
+                np.divide(v, np.where(s > 0, s, _F32(1))[..., None], out=a, dtype=_F32)
+                return a, s
             r = np.divide(_F32(1), s, dtype=_F32)
-            y = np.multiply(blk, np.where(s > 0, r, _F32(0))[..., None], dtype=_F32)
+            np.multiply(v, np.where(s > 0, r, _F32(0))[..., None], out=a, dtype=_F32)
             # fl32(1/s) overflows (s ≲ 2**-128): such blocks divide instead, y = fl32(x / s).
             tiny = (s > 0) & np.isinf(r)
             if tiny.any():
-                y = np.where(tiny[..., None], np.divide(blk, np.where(tiny, s, _F32(1))[..., None], dtype=_F32), y)
-        return y.astype(_F32), n, s.astype(_F32), None
+                a = np.where(tiny[..., None], np.divide(v, np.where(tiny, s, _F32(1))[..., None], dtype=_F32), a)
+        return a, s
 
-    def _decode(self, values: np.ndarray, plan: BlockDequantizePlan) -> np.ndarray:
-        q = plan.quantized
-        blk, n = _blocks(values.astype(_F32), self.block_size)
-        out = np.multiply(blk, q.scales[..., None], dtype=_F32)
-        return _unblock(out, n, q.shape).astype(np.float64)
+    def _decode_blocks(self, values, scales, q):
+        return np.multiply(values.astype(_F32), scales[..., None], dtype=_F32).astype(np.float64)
 
 
 def _floor_log2(a: np.ndarray) -> np.ndarray:
     """Exact ⌊log2 a⌋ for positive finite floats (frexp normalises subnormals)."""
     _, k = np.frexp(a.astype(np.float64))
     return (k - 1).astype(np.int64)
-
-
-def _scaled_back_exactly(y: np.ndarray, blk: np.ndarray, shift: np.ndarray) -> bool:
-    """Whether y · 2^−shift == blk everywhere (scaling back by a power of two is exact, so this finds any
-    rounding of y = blk · 2^shift), checked a chunk of blocks at a time."""
-    bs = blk.shape[-1]
-    y2, b2, s2 = y.reshape(-1, bs), blk.reshape(-1, bs), np.broadcast_to(shift, blk.shape[:-1] + (1,)).reshape(-1, 1)
-    rows = max(1, CHUNK_ELEMENTS // max(bs, 1))
-    return all(np.array_equal(np.ldexp(y2[i:i + rows], -s2[i:i + rows]), b2[i:i + rows]) for i in range(0, y2.shape[0], rows))
 
 
 class MXFormat(_BlockFormat):
@@ -494,6 +605,7 @@ class MXFormat(_BlockFormat):
     """
 
     structure = STRUCTURES["mx"]
+    _scale_dtype = np.dtype(np.uint8)
 
     def __init__(self, name: str, element: ElementFormat, emax_elem: int, block_size: int, scale_rule: str):
         if scale_rule not in ("floor", "rceil"):
@@ -513,9 +625,9 @@ class MXFormat(_BlockFormat):
     def with_scale_rule(self, rule: str) -> MXFormat:
         return MXFormat(self.name, self.element, self.emax_elem, self.block_size, rule)
 
-    def _scale32(self, a32):
-        blk, n = _blocks(a32, self.block_size)
-        amax = np.max(np.abs(blk), axis=-1).astype(np.float64)
+    def _exponents(self, amax: np.ndarray) -> np.ndarray:
+        """The shared exponent e of each block's float32 amax, exactly (float64 on one value per block)."""
+        amax = amax.astype(np.float64)
         pos = amax > 0
         safe = np.where(pos, amax, 1.0)
         if self.scale_rule == "floor":
@@ -526,23 +638,24 @@ class MXFormat(_BlockFormat):
             # smallest e with amax <= m * 2**e (ldexp is exact here)
             e = np.where(safe > np.ldexp(m, e), e + 1, e)
             e = np.where(safe <= np.ldexp(m, e - 1), e - 1, e)
-        e = np.where(pos, np.clip(e, -127, 127), -127)
+        return np.where(pos, np.clip(e, -127, 127), -127)
+
+    def _scale_blocks(self, v, ctx, partial, dtype):
+        a = np.abs(v)
+        e = self._exponents(_absmax_blocks(a))
         shift = (-e[..., None]).astype(np.int32)
-        y = np.ldexp(blk, shift)  # float32; exact unless a result falls among float32's subnormals
-        if not _scaled_back_exactly(y, blk, shift):
-            y = blk.astype(np.float64)
-            np.ldexp(y, shift, out=y)  # exact in float64: the rare block with values 2^126 below its max
-        return y, n, (e + 127).astype(np.uint8), None
+        if dtype == np.float64:  # scaled(): the exact y
+            y = np.ldexp(v.astype(np.float64), shift)
+        else:  # THM-MX-FLOAT32: fl32(x · 2^−e) has the codes of the exact y
+            y = np.ldexp(v, shift, out=a)
+        return y, (e + 127).astype(np.uint8)
 
     def scaled(self, x) -> np.ndarray:
         """The block-scaled values x · 2^−e, exact, as float64 (x's shape)."""
-        return super().scaled(x).astype(np.float64, copy=False)
+        return self._scaled(x, np.float64)
 
-    def _decode(self, values: np.ndarray, plan: BlockDequantizePlan) -> np.ndarray:
-        q = plan.quantized
-        blk, n = _blocks(values, self.block_size)
-        e = q.scales.astype(np.int64) - 127
-        return _unblock(np.ldexp(blk, e[..., None]), n, q.shape)
+    def _decode_blocks(self, values, scales, q):
+        return np.ldexp(values, (scales.astype(np.int64) - 127)[..., None])
 
 
 class NVFP4Format(_BlockFormat):
@@ -563,6 +676,7 @@ class NVFP4Format(_BlockFormat):
         self.element = element
         self.scale_format = scale_format
         self.block_size = _check_block_size(block_size)
+        self._scale_dtype = np.dtype(scale_format.code_dtype)
         self.description = f"NVFP4: E2M1 elements, E4M3 scale per {block_size}, float32 tensor scale"
 
     def conventions(self) -> dict:
@@ -570,35 +684,41 @@ class NVFP4Format(_BlockFormat):
                 "bits_per_element": self.bits_per_element,
                 "tensor_scale": "float32 S_dec = 1/(2688/amax)", "saturate": True}
 
-    def _scale32(self, a32):
-        blk, n = _blocks(a32, self.block_size)
+    def _context(self, amax):
+        """(S_enc, S_dec, fl32(S_enc · fl32(1/6))) from the tensor's max|x| A."""
         big = _F32(np.finfo(_F32).max)
-        A = _F32(np.max(np.abs(a32))) if a32.size else _F32(0)
         with np.errstate(divide="ignore", over="ignore"):
-            s_enc = np.minimum(np.divide(_F32(2688.0), A, dtype=_F32), big) if A > 0 else _F32(1.0)
+            s_enc = np.minimum(np.divide(_F32(2688.0), amax, dtype=_F32), big) if amax > 0 else _F32(1.0)
         if s_enc == 0:
             s_enc = _F32(1.0)
         s_dec = np.divide(_F32(1.0), s_enc, dtype=_F32)
-        a = np.max(np.abs(blk), axis=-1)
-        factor = np.multiply(s_enc, np.divide(_F32(1.0), _F32(6.0), dtype=_F32), dtype=_F32)
+        return _F32(s_enc), _F32(s_dec), np.multiply(s_enc, np.divide(_F32(1.0), _F32(6.0), dtype=_F32), dtype=_F32)
+
+    def _tensor_scale(self, ctx):
+        return _F32(ctx[1])
+
+    def _scale_blocks(self, v, ctx, partial, dtype):
+        _, s_dec, factor = ctx
+        big = _F32(np.finfo(_F32).max)
+        a = np.abs(v)
         with np.errstate(over="ignore"):
-            pre = np.minimum(np.multiply(a, factor, dtype=_F32), big)
+            pre = np.minimum(np.multiply(_absmax_blocks(a), factor, dtype=_F32), big)
         s_code = self.scale_format.quantize(pre, tie="even", saturate=True)
         s = self.scale_format.dequantize(s_code).astype(_F32)
         with np.errstate(divide="ignore", over="ignore"):
             k = np.minimum(np.divide(_F32(1.0), np.multiply(s, s_dec, dtype=_F32), dtype=_F32), big)
-            y = np.multiply(blk, k[..., None], dtype=_F32)
-        return y, n, s_code, _F32(s_dec)
+            np.multiply(v, k[..., None], out=a, dtype=_F32)
+        return a, s_code
 
     def _dequantize_plan(self, q: BlockQuantized) -> BlockDequantizePlan:
         return BlockDequantizePlan(self, q, self.element._dequantize_plan(q.codes), self.scale_format._dequantize_plan(q.scales))
 
-    def _decode(self, values: np.ndarray, plan: BlockDequantizePlan) -> np.ndarray:
-        q = plan.quantized
-        blk, n = _blocks(values.astype(_F32), self.block_size)
-        s = execute_dequantize(plan.scales).astype(_F32)
-        out = np.multiply(np.multiply(blk, s[..., None], dtype=_F32), q.tensor_scale, dtype=_F32)
-        return _unblock(out, n, q.shape).astype(np.float64)
+    def _decoded_scales(self, plan: BlockDequantizePlan) -> np.ndarray:
+        return execute_dequantize(plan.scales).astype(_F32)
+
+    def _decode_blocks(self, values, scales, q):
+        return np.multiply(np.multiply(values.astype(_F32), scales[..., None], dtype=_F32), q.tensor_scale,
+                           dtype=_F32).astype(np.float64)
 
 
 def _element_formats() -> dict[str, ElementFormat]:
@@ -621,19 +741,23 @@ _FORMATS = {**_ELEMENTS, **{n: _block_format(s, _ELEMENTS) for n, s in FORMAT_SP
 def get_format(name: str, **options):
     """DEF-FORMAT-ELEMENT — the format called ``name`` or one of its aliases (see ``natprec formats``).
 
-    Options: ``block_size=`` for absmax/MX/NVFP4 formats, ``scale_rule=`` for MX.
+    Options: ``block_size=`` for absmax/MX/NVFP4 formats, ``scale_rule=`` for MX, ``layout=`` ("last_axis" or
+    "flat", DEF-BLOCK-LAYOUT) for absmax formats.
     """
     key = canonical_name(name)
     fmt = _FORMATS[key]
     if not options:
         return fmt
-    unknown = set(options) - {"block_size", "scale_rule"}
+    unknown = set(options) - {"block_size", "scale_rule", "layout"}
     if unknown or isinstance(fmt, ElementFormat):
         raise InvalidParameterError(f"format {key} takes no options {sorted(options)}", value=sorted(options))
     if isinstance(fmt, AbsmaxBlockFormat):
         if "scale_rule" in options:
             raise InvalidParameterError("absmax formats have no scale_rule", value=options["scale_rule"])
-        return AbsmaxBlockFormat(fmt.name, fmt.element, options.get("block_size", fmt.block_size))
+        return AbsmaxBlockFormat(fmt.name, fmt.element, options.get("block_size", fmt.block_size),
+                                 options.get("layout", fmt.layout))
+    if "layout" in options:  # DEF-BLOCK-LAYOUT: the flat layout is bitsandbytes'; MX and NVFP4 block the last axis
+        _check_layout(options["layout"], key, ("last_axis",))
     if isinstance(fmt, MXFormat):
         return MXFormat(fmt.name, fmt.element, fmt.emax_elem, options.get("block_size", fmt.block_size),
                         options.get("scale_rule", fmt.scale_rule))
@@ -690,16 +814,19 @@ class QuantizePlan:
 class BlockQuantizePlan:
     """DEF-FORMAT-BLOCK-ABSMAX / DEF-FORMAT-MX / DEF-FORMAT-NVFP4 — a block quantization whose checks have passed.
 
-    The scales are computed; ``elements`` quantizes the block-scaled values (blocked
-    along the last axis, ``n`` = its length before padding) with the element format.
+    ``x32``: the accepted input as float32; ``element``: the element format's plan on an empty float32
+    array (codebook, float32 thresholds for ``tie``); ``context``: the tensor-level constants (NVFP4's
+    S_enc, S_dec and S_enc/6; None elsewhere) and ``tensor_scale`` (NVFP4's S_dec).  Executing it computes
+    the block scales and codes together, a rectangle of whole blocks at a time.
     """
 
     format: _BlockFormat
     shape: tuple
-    n: int
-    scales: np.ndarray
+    x32: np.ndarray
+    tie: str
+    element: QuantizePlan
+    context: object
     tensor_scale: np.float32 | None
-    elements: QuantizePlan
 
 
 @dataclass(frozen=True)
@@ -711,6 +838,7 @@ class BlockInputPlan:
     ``shape``: x's shape; ``element``: the element format's plan on an empty float32 array
     (its codebook and float32 thresholds for ``tie``).  A tier computes the scales and codes
     from this (``natprec.accelerated``); the reference continues with :func:`prepare_quantize`.
+    ``amax``: max|x| over the tensor (float32; 0 for empty input), found by the finiteness check.
     """
 
     format: _BlockFormat
@@ -718,6 +846,7 @@ class BlockInputPlan:
     x32: np.ndarray
     tie: str
     element: QuantizePlan
+    amax: np.float32 | None = None
 
 
 def prepare_block_input(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_policy: str = "raise") -> BlockInputPlan:
@@ -750,9 +879,7 @@ def execute_quantize(plan: QuantizePlan | BlockQuantizePlan):
     else :func:`search_codes`, the definition itself.
     """
     if isinstance(plan, BlockQuantizePlan):
-        codes = execute_quantize(plan.elements)
-        return BlockQuantized(plan.format.name, _unblock(codes, plan.n, plan.shape), plan.scales, plan.tensor_scale, plan.shape,
-                              plan.format.block_size)
+        return plan.format._execute(plan)
     codes = cast_codes(plan)
     return search_codes(plan) if codes is None else codes
 
@@ -790,7 +917,7 @@ def cast_codes(plan: QuantizePlan) -> np.ndarray | None:
     def run(sl):
         x = flat[sl]
         if plan.saturate:  # in float32, exactly: the input converts to it without rounding; NaN passes np.clip
-            x = np.clip(x.astype(_F32), -top, top)
+            x = np.clip(x.astype(_F32, copy=False), -top, top)
         with np.errstate(over="ignore", invalid="ignore"):  # overflow to Inf/NaN is the non-saturating result
             c = x.astype(target).view(np.uint16 if target.itemsize == 2 else np.uint8).astype(cd, copy=False)
         if nan[sl].any():
@@ -851,11 +978,6 @@ class BlockDequantizePlan:
     scales: DequantizePlan | None
 
 
-def _scales_shape(shape: tuple, block: int) -> tuple:
-    """One scale per block of the last axis (a 0-d input is one block of one)."""
-    return shape[:-1] + (-(-shape[-1] // block),) if shape else (1,)
-
-
 def prepare_dequantize(q, fmt) -> DequantizePlan | BlockDequantizePlan:
     """DEF-QUANTIZE — every check of :func:`dequantize`, in its order."""
     f = resolve_format(fmt)
@@ -872,10 +994,16 @@ def prepare_dequantize(q, fmt) -> DequantizePlan | BlockDequantizePlan:
             f"these {q.format} codes were made with block_size={q.block_size}; the format given has "
             f"block_size={f.block_size}", value=q.block_size,
         )
-    elif np.shape(q.codes) != tuple(q.shape) or np.shape(q.scales) != _scales_shape(tuple(q.shape), q.block_size):
+    elif q.layout != f.layout:
+        raise InvalidParameterError(
+            f"these {q.format} codes were made with layout={q.layout!r}; the format given has layout={f.layout!r}",
+            value=q.layout,
+        )
+    elif np.shape(q.codes) != tuple(q.shape) or np.shape(q.scales) != _scales_shape(tuple(q.shape), q.block_size, q.layout):
+        where = "of the flattened tensor" if q.layout == "flat" else "along the last axis"
         raise InvalidParameterError(
             f"a {q.format} BlockQuantized of shape {tuple(q.shape)} needs codes of that shape and scales of one per "
-            f"{q.block_size} along the last axis; got codes {np.shape(q.codes)}, scales {np.shape(q.scales)}",
+            f"{q.block_size} {where}; got codes {np.shape(q.codes)}, scales {np.shape(q.scales)}",
             value=(np.shape(q.codes), np.shape(q.scales)),
         )
     return f._dequantize_plan(q)
