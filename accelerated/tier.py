@@ -38,6 +38,8 @@ __all__ = [
 HOST_PATHS = {
     "float64 input": "no float64 kernels yet: the reference runs on the host",
     "block formats": "block-format dequantize and margins: the reference runs on the host (block quantize runs on the device)",
+    "flat layout": "block quantize with layout='flat' (bitsandbytes' blocks of the flattened tensor): no kernel yet, the "
+                   "reference runs on the host",
     "codebook": "codebooks with encodings >= 2**16 or |values| >= 2**1000: the reference runs on the host",
     "support of float32/float64": "support of float64 input, or of 2**32 or more float32 elements: the reference's sort on the host",
     "NaN result": "min_voronoi_margin with nan_policy='propagate' met a NaN: the result is NaN, nothing to launch",
@@ -76,6 +78,9 @@ def quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_pol
     """DEF-QUANTIZE / DEF-FORMAT-ELEMENT — as ``natprec.reference.quantize``."""
     f = ref.resolve_format(fmt)  # prepare's first step: an unknown format raises here as there
     if not isinstance(f, ref.ElementFormat):
+        if f.layout != "last_axis":  # DEF-BLOCK-LAYOUT: the kernel blocks the last axis
+            return _host("flat layout", ref.execute_quantize,
+                         ref.prepare_quantize(x, f, tie=tie, saturate=saturate, nan_policy=nan_policy))
         return _block_quantize(ref.prepare_block_input(x, f, tie=tie, saturate=saturate, nan_policy=nan_policy))
     plan = ref.prepare_quantize(x, f, tie=tie, saturate=saturate, nan_policy=nan_policy)
     reason = _element_reason(plan.format, plan.x)

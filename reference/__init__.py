@@ -51,6 +51,7 @@ from .errors import (
 )
 from .formats import (
     FORMAT_NAMES,
+    LAYOUTS,
     AbsmaxBlockFormat,
     BlockDequantizePlan,
     BlockInputPlan,
@@ -132,7 +133,7 @@ __all__ = [
     "CodebookError", "EmptyInputError", "FlushToZeroError", "InputFileError", "InvalidDTypeError",
     "InvalidParameterError", "MissingDependencyError", "NaNInputError", "NatprecError", "NonFiniteInputError",
     "ProblemTooLargeError", "UnknownFormatError",
-    "FORMAT_NAMES", "AbsmaxBlockFormat", "BlockQuantized", "ElementFormat", "MXFormat", "NVFP4Format",
+    "FORMAT_NAMES", "LAYOUTS", "AbsmaxBlockFormat", "BlockQuantized", "ElementFormat", "MXFormat", "NVFP4Format",
     "dequantize", "get_format", "quantize", "resolve_format",
     "QuantizePlan", "BlockQuantizePlan", "prepare_quantize", "execute_quantize", "BlockInputPlan", "prepare_block_input",
     "DequantizePlan", "BlockDequantizePlan", "prepare_dequantize", "execute_dequantize",

@@ -260,7 +260,7 @@ _HIGH = 1 if sys.byteorder == "little" else 0  # which uint16 half of a float32 
 
 
 @lru_cache(maxsize=64)
-def _bins32(cb: Codebook, tie: str) -> tuple[np.ndarray, np.ndarray] | None:
+def index_bins32(cb: Codebook, tie: str) -> tuple[np.ndarray, np.ndarray] | None:
     """THM-BIN-SEARCH — per bin of float32 (the 2**16 classes of equal top 16 bits, a closed interval of values): the
     number of thresholds below the bin, and the one threshold inside it (+Inf if none); None when a bin holds two."""
     u = thresholds(cb, tie, np.float32)
@@ -298,7 +298,7 @@ def code_bins32(cb: Codebook, tie: str, code_dtype: np.dtype, neg_zero: int | No
     none), so that a float32 x's encoding is ``where(x > at, above, below)`` of its bin; None where a bin holds two
     thresholds.  ``neg_zero``: the encoding negative values and −0.0 take when their codeword is 0 (a format's
     signed zero; None: no signed zero).  Every value of a bin has the bin's sign bit."""
-    bins = _bins32(cb, tie)
+    bins = index_bins32(cb, tie)
     if bins is None:
         return None
     idx, at = bins
@@ -337,7 +337,7 @@ def nearest_index(x, codebook: Codebook, tie: str = "even") -> np.ndarray:
     u = thresholds(codebook, tie, lay.dtype)
     flat = arr.reshape(-1)  # a view when it can be; searchsorted's 8-byte result is formed one chunk at a time
     out = np.empty(flat.size, dtype=np.min_scalar_type(max(len(codebook) - 1, 0)))
-    bins = _bins32(codebook, tie) if lay.nbits == 32 and flat.size >= BINS_MIN else None
+    bins = index_bins32(codebook, tie) if lay.nbits == 32 and flat.size >= BINS_MIN else None
 
     def run(sl):
         if bins is not None:  # THM-BIN-SEARCH: the same indices as searchsorted, a gather and a compare per element

@@ -197,3 +197,68 @@ def test_bnb_cpu_all_zero_block(spec_ids):
             assert (c == 7).all() and (ours == 7).all()
         else:
             assert (c == 0).all() and (ours == np.where(np.signbit(x), 8, 0)).all()
+
+
+# --------------------------------------------------------------------------------------------
+# DEF-BLOCK-LAYOUT: layout="flat" is bitsandbytes' blocking — the flattened tensor, its partial last block divided.
+# --------------------------------------------------------------------------------------------
+
+FLAT_SHAPES = [(64 * 9,), (64 * 9 + 5,), (3, 5, 70), (7, 33), (2, 3, 4, 11), (1, 63), (200, 77)]
+
+
+def _flat_x(shape, seed) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    return (rng.standard_normal(n) * np.repeat(rng.lognormal(0, 3, -(-n // 16)), 16)[:n]).astype(F32).reshape(shape)
+
+
+@pytest.mark.spec("DEF-BLOCK-LAYOUT", "DEF-FORMAT-BLOCK-ABSMAX")
+@pytest.mark.parametrize("shape", FLAT_SHAPES, ids=str)
+def test_bnb_cpu_flat_layout_nf4_bit_for_bit(shape, spec_ids):
+    """nf4_absmax64 with layout="flat", tie="down" against bnb's quantize_4bit / dequantize_4bit (blocksize 64) on
+    tensors of any shape, blocks running across rows and a partial last block: codes, absmax and decoded values
+    equal bit for bit; the same tensors in the last-axis layout give other blocks wherever 64 does not divide the
+    last axis."""
+    x = _flat_x(shape, 1)
+    fmt = get_format("nf4_absmax64", layout="flat")
+    c, am, d = _bnb(x, "nf4")
+    q = quantize(x, fmt, tie="down")
+    assert q.layout == "flat" and q.codes.shape == x.shape and q.scales.shape == (-(-x.size // 64),)
+    np.testing.assert_array_equal(c, q.codes.ravel())
+    np.testing.assert_array_equal(_bits(am), _bits(q.scales))
+    np.testing.assert_array_equal(_bits(d), _bits(dequantize(q, fmt).astype(F32).ravel()))
+    if x.size > shape[-1] and shape[-1] % 64:  # (one row: the same blocks in both layouts)
+        assert not np.array_equal(c, quantize(x, "nf4_absmax64", tie="down").codes.ravel())
+
+
+@pytest.mark.spec("DEF-BLOCK-LAYOUT", "DEF-FORMAT-BLOCK-ABSMAX")
+@pytest.mark.parametrize("shape", FLAT_SHAPES, ids=str)
+def test_bnb_cpu_flat_layout_fp4(shape, spec_ids):
+    """fp4_bnb_absmax64, layout="flat": absmax and decoded values equal bnb's bit for bit, and the codes too except
+    in the zero cell, where bnb's sign convention is the opposite of ours (test_bnb_cpu_fp4_zero_cell_sign); the
+    decoded zeros are +0.0 in bnb, ±0.0 in ours (equal as numbers)."""
+    x = _flat_x(shape, 2)
+    x.ravel()[::37] = 0.0
+    fmt = get_format("fp4_bnb_absmax64", layout="flat")
+    c, am, d = _bnb(x, "fp4")
+    q = quantize(x, fmt, tie="down")
+    ours = q.codes.ravel()
+    y = fmt.scaled(x).ravel()
+    zero_cell = np.isin(ours, (0, 8))
+    np.testing.assert_array_equal(c[~zero_cell], ours[~zero_cell])
+    np.testing.assert_array_equal(c[zero_cell], np.where(y[zero_cell] > 0, 8, 0))
+    np.testing.assert_array_equal(_bits(am), _bits(q.scales))
+    ref = dequantize(q, fmt).astype(F32).ravel()
+    np.testing.assert_array_equal(d, ref)
+    np.testing.assert_array_equal(_bits(d[~zero_cell]), _bits(ref[~zero_cell]))
+
+
+@pytest.mark.spec("DEF-BLOCK-LAYOUT")
+def test_bnb_cpu_flat_partial_block_divides(spec_ids):
+    """The pair of test_bnb_cpu_partial_block_divides, in the flat layout: bnb's partial last block and ours both
+    divide, so the value the last-axis layout codes 8 gets bnb's 7 here too."""
+    s, v = np.array([1108374781, 1069018965], np.uint32).view(F32)
+    part = np.concatenate([np.ones(64, F32), np.array([s, v], F32)])
+    flat = get_format("nf4_absmax64", layout="flat")
+    assert _bnb(part, "nf4")[0][65] == quantize(part, flat, tie="down").codes[65] == 7
+    assert quantize(part, "nf4_absmax64", tie="down").codes[65] == 8

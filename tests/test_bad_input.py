@@ -317,6 +317,15 @@ RAISES = {
     "codewords further apart than the float64 range, to the margin": [
         ("gap past float64", lambda: voronoi_margin([0.0], Codebook([-1.7e308, 1.7e308])), CodebookError, (-1.7e308, 1.7e308)),
     ],
+    "unknown block layout, or a flat layout outside absmax formats": [
+        ("layout rows", lambda: get_format("nf4_absmax64", layout="rows"), InvalidParameterError, "rows"),
+        ("mxfp4 flat", lambda: get_format("mxfp4", layout="flat"), InvalidParameterError, "flat"),
+        ("nvfp4 flat", lambda: get_format("nvfp4", layout="flat"), InvalidParameterError, "flat"),
+    ],
+    "block codes decoded with another layout": [
+        ("flat as last axis", lambda: dequantize(quantize(np.ones((4, 64), _F32), get_format("nf4_absmax64", layout="flat")),
+                                                  "nf4_absmax64"), InvalidParameterError, "flat"),
+    ],
     "block codes decoded with another block size": [
         ("mxfp4 block 16 as 32", lambda: dequantize(quantize(np.ones(64, _F32), get_format("mxfp4", block_size=16)), "mxfp4"),
          InvalidParameterError, 16),
