@@ -352,12 +352,16 @@ def _scales_shape(shape: tuple, block: int, layout: str = "last_axis") -> tuple:
     return shape[:-1] + (-(-shape[-1] // block),) if shape else (1,)
 
 
-#: Elements per task of the block executors: whole blocks, about CHUNK_ELEMENTS of them.
+#: Elements per task of the block executors (whole blocks, about this many): a quarter of CHUNK_ELEMENTS keeps a task's
+#: temporaries (|x|, the scaled values, bins, codes) in the core's cache, and a thread's share of peak memory small.
+TASK_ELEMENTS = CHUNK_ELEMENTS // 4
+
+
 def _block_tasks(rows: int, length: int, block: int) -> list[tuple[slice, int, int]]:
     """Rectangles (rows, first block, end block) of whole blocks covering a (rows, length) array, about
-    CHUNK_ELEMENTS elements each; a row's partial last block (length mod block elements) is a task of its own rows."""
+    TASK_ELEMENTS elements each; a row's partial last block (length mod block elements) is a task of its own rows."""
     full, rem = divmod(length, block)
-    per = max(1, CHUNK_ELEMENTS // block)
+    per = max(1, TASK_ELEMENTS // block)
     tasks = []
     if full and full >= per:
         tasks += [(slice(r, r + 1), b, min(full, b + per)) for r in range(rows) for b in range(0, full, per)]
@@ -365,7 +369,7 @@ def _block_tasks(rows: int, length: int, block: int) -> list[tuple[slice, int, i
         step = max(1, per // full)
         tasks += [(slice(r, min(rows, r + step)), 0, full) for r in range(0, rows, step)]
     if rem:
-        step = max(1, CHUNK_ELEMENTS // rem)
+        step = max(1, TASK_ELEMENTS // rem)
         tasks += [(slice(r, min(rows, r + step)), full, full + 1) for r in range(0, rows, step)]
     return tasks
 
