@@ -294,6 +294,14 @@ def test_block_nf4_absmax64(benchmark, xb):
 
 
 @pytest.mark.benchmark(group="block-nf4_absmax64")
+def test_block_nf4_absmax64_flat_down(benchmark, xb):
+    """bitsandbytes' conventions exactly: its blocks (layout="flat", DEF-BLOCK-LAYOUT) and its ties (down)."""
+    fmt = ref.get_format("nf4_absmax64", layout="flat")
+    q = benchmark(ref.quantize, xb, fmt, tie="down")
+    assert q.scales.shape == (xb.size // 64,)
+
+
+@pytest.mark.benchmark(group="block-nf4_absmax64")
 def test_block_nf4_absmax64_bitsandbytes(benchmark, xb):
     torch, _ = _torch_peer("bitsandbytes")
     import bitsandbytes.functional as bnbf
