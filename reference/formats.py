@@ -384,14 +384,13 @@ def _task_view(a2: np.ndarray, task, block: int):
     return v.reshape(v.shape[0], 1 if partial else b1 - b0, -1), (c0, c1), partial
 
 
-def _absmax_blocks(a: np.ndarray) -> np.ndarray:
-    """max over the last axis of a non-negative float32 array without NaN (exact in any order): pairwise halves, then
-    one reduction of what is left — faster than a reduction along a short axis."""
-    w = a.shape[-1]
-    while w % 2 == 0 and w > 1:
-        w //= 2
-        a = np.maximum(a[..., :w], a[..., w:2 * w])
-    return a[..., 0].copy() if w == 1 else a.max(axis=-1)  # never a view of ``a``: callers overwrite it
+def _abs_and_max(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """|v| (a new float32 array, free for the caller to overwrite) and its max over the last axis, both exact.
+
+    On the bits: clearing the sign bit is |x|, and non-negative floats without NaN order as their bits do as unsigned
+    integers, whose reduction along a short axis NumPy runs about twice as fast as the float one."""
+    a = np.bitwise_and(v.view(np.uint32), np.uint32(0x7FFFFFFF))
+    return a.view(_F32), a.max(axis=-1).view(_F32)
 
 
 def _block_input(x, name: str) -> tuple[np.ndarray, np.float32]:
@@ -575,8 +574,7 @@ class AbsmaxBlockFormat(_BlockFormat):
                            else "last axis, partial last block")}
 
     def _scale_blocks(self, v, ctx, partial, dtype):
-        a = np.abs(v)
-        s = _absmax_blocks(a)
+        a, s = _abs_and_max(v)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             if partial and self.layout == "flat":  # bitsandbytes divides its partial last block (s = 0: y = x = ±0)
                 np.divide(v, np.where(s > 0, s, _F32(1))[..., None], out=a, dtype=_F32)
@@ -645,8 +643,8 @@ class MXFormat(_BlockFormat):
         return np.where(pos, np.clip(e, -127, 127), -127)
 
     def _scale_blocks(self, v, ctx, partial, dtype):
-        a = np.abs(v)
-        e = self._exponents(_absmax_blocks(a))
+        a, amax = _abs_and_max(v)
+        e = self._exponents(amax)
         shift = (-e[..., None]).astype(np.int32)
         if dtype == np.float64:  # scaled(): the exact y
             y = np.ldexp(v.astype(np.float64), shift)
@@ -704,9 +702,9 @@ class NVFP4Format(_BlockFormat):
     def _scale_blocks(self, v, ctx, partial, dtype):
         _, s_dec, factor = ctx
         big = _F32(np.finfo(_F32).max)
-        a = np.abs(v)
+        a, amax = _abs_and_max(v)
         with np.errstate(over="ignore"):
-            pre = np.minimum(np.multiply(_absmax_blocks(a), factor, dtype=_F32), big)
+            pre = np.minimum(np.multiply(amax, factor, dtype=_F32), big)
         s_code = self.scale_format.quantize(pre, tie="even", saturate=True)
         s = self.scale_format.dequantize(s_code).astype(_F32)
         with np.errstate(divide="ignore", over="ignore"):
