@@ -256,6 +256,7 @@ def _lut16(cb: Codebook, tie: str, dtype: np.dtype) -> np.ndarray:
 
 #: Fewest float32 elements for which nearest_index builds (once per codebook and tie rule) its bin tables.
 BINS_MIN = 1 << 12
+_BIN_PIECE = 1 << 16
 _HIGH = 1 if sys.byteorder == "little" else 0  # which uint16 half of a float32 holds its sign, exponent and top 7 bits
 
 
@@ -281,9 +282,13 @@ def index_bins32(cb: Codebook, tie: str) -> tuple[np.ndarray, np.ndarray] | None
 def _nearest_index32(flat: np.ndarray, bins: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """THM-BIN-SEARCH — searchsorted(u, flat, "left") for float32 ``flat``, by its bin: below + (x > the bin's threshold)."""
     below, at = bins
-    k = _bin_of(flat)
-    out = np.take(below, k)
-    out += np.greater(flat, np.take(at, k))
+    out = np.empty(flat.shape, below.dtype)
+    for i in range(0, flat.size, _BIN_PIECE):  # pieces whose temporaries stay in the core's cache
+        x = flat[i:i + _BIN_PIECE]
+        k = _bin_of(x)
+        o = np.take(below, k)
+        o += np.greater(x, np.take(at, k))
+        out[i:i + _BIN_PIECE] = o
     return out
 
 
@@ -318,8 +323,12 @@ def code_bins32(cb: Codebook, tie: str, code_dtype: np.dtype, neg_zero: int | No
 def codes_by_bins32(flat: np.ndarray, bins) -> np.ndarray:
     """THM-BIN-SEARCH — the encodings of float32 ``flat`` from :func:`code_bins32`'s tables (NaN: unspecified)."""
     below, above, at = bins
-    k = _bin_of(flat)
-    return np.where(np.greater(flat, np.take(at, k)), np.take(above, k), np.take(below, k))
+    out = np.empty(flat.shape, below.dtype)
+    for i in range(0, flat.size, _BIN_PIECE):  # pieces whose temporaries stay in the core's cache
+        x = flat[i:i + _BIN_PIECE]
+        k = _bin_of(x)
+        out[i:i + _BIN_PIECE] = np.where(np.greater(x, np.take(at, k)), np.take(above, k), np.take(below, k))
+    return out
 
 
 def nearest_index(x, codebook: Codebook, tie: str = "even") -> np.ndarray:
