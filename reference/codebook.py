@@ -299,10 +299,11 @@ def _bin_of(flat: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def code_bins32(cb: Codebook, tie: str, code_dtype: np.dtype, neg_zero: int | None):
-    """THM-BIN-SEARCH — per float32 bin: the encoding below its threshold, the one above, and the threshold (+Inf if
-    none), so that a float32 x's encoding is ``where(x > at, above, below)`` of its bin; None where a bin holds two
-    thresholds.  ``neg_zero``: the encoding negative values and −0.0 take when their codeword is 0 (a format's
-    signed zero; None: no signed zero).  Every value of a bin has the bin's sign bit."""
+    """THM-BIN-SEARCH — per float32 bin: the encoding below its threshold and the one above (packed in one integer of
+    twice the code's width, below in the low half), the threshold (+Inf if none), and the code dtype, so that a float32
+    x's encoding is ``above if x > at else below`` of its bin; None where a bin holds two thresholds.  ``neg_zero``:
+    the encoding negative values and −0.0 take when their codeword is 0 (a format's signed zero; None: no signed
+    zero).  Every value of a bin has the bin's sign bit."""
     bins = index_bins32(cb, tie)
     if bins is None:
         return None
@@ -316,18 +317,25 @@ def code_bins32(cb: Codebook, tie: str, code_dtype: np.dtype, neg_zero: int | No
             negative = np.arange(1 << 16) >= 1 << 15  # bins whose sign bit is set
             below = np.where(negative & (i == z[0]), code_dtype.type(neg_zero), below).astype(code_dtype)
             above = np.where(negative & (i + 1 == z[0]), code_dtype.type(neg_zero), above).astype(code_dtype)
-    below.flags.writeable = above.flags.writeable = False
-    return below, above, at
+    bits = 8 * code_dtype.itemsize  # below in the low half, above in the high half: one gather for both
+    wide = np.dtype(np.uint16 if bits == 8 else np.uint32)
+    packed = below.astype(wide) | (above.astype(wide) << wide.type(bits))
+    packed.flags.writeable = False
+    return packed, at, code_dtype
 
 
 def codes_by_bins32(flat: np.ndarray, bins) -> np.ndarray:
     """THM-BIN-SEARCH — the encodings of float32 ``flat`` from :func:`code_bins32`'s tables (NaN: unspecified)."""
-    below, above, at = bins
-    out = np.empty(flat.shape, below.dtype)
+    packed, at, code_dtype = bins
+    shift = packed.dtype.type(8 * code_dtype.itemsize)
+    out = np.empty(flat.shape, code_dtype)
     for i in range(0, flat.size, _BIN_PIECE):  # pieces whose temporaries stay in the core's cache
         x = flat[i:i + _BIN_PIECE]
         k = _bin_of(x)
-        out[i:i + _BIN_PIECE] = np.where(np.greater(x, np.take(at, k)), np.take(above, k), np.take(below, k))
+        up = np.greater(x, np.take(at, k)).astype(packed.dtype)
+        t = np.take(packed, k)
+        t >>= up * shift  # above where x > at: the high half
+        out[i:i + _BIN_PIECE] = t  # the low half (a truncating cast)
     return out
 
 
