@@ -289,6 +289,7 @@ def _torch_peer(name: str):
 
 @pytest.mark.benchmark(group="block-nf4_absmax64")
 def test_block_nf4_absmax64(benchmark, xb):
+    _label(benchmark, '`quantize(x, "nf4_absmax64")` (4096 × 4096)')
     q = benchmark(ref.quantize, xb, "nf4_absmax64")
     assert q.codes.shape == xb.shape
 
@@ -296,13 +297,15 @@ def test_block_nf4_absmax64(benchmark, xb):
 @pytest.mark.benchmark(group="block-nf4_absmax64")
 def test_block_nf4_absmax64_flat_down(benchmark, xb):
     """bitsandbytes' conventions exactly: its blocks (layout="flat", DEF-BLOCK-LAYOUT) and its ties (down)."""
+    _label(benchmark, '`quantize(x, get_format("nf4_absmax64", layout="flat"), tie="down")`')
     fmt = ref.get_format("nf4_absmax64", layout="flat")
     q = benchmark(ref.quantize, xb, fmt, tie="down")
     assert q.scales.shape == (xb.size // 64,)
 
 
 @pytest.mark.benchmark(group="block-nf4_absmax64")
-def test_block_nf4_absmax64_bitsandbytes(benchmark, xb):
+def test_baseline_block_nf4_absmax64_bitsandbytes(benchmark, xb):
+    _label(benchmark, "bitsandbytes `quantize_4bit(t, blocksize=64, quant_type='nf4')` (CPU)")
     torch, _ = _torch_peer("bitsandbytes")
     import bitsandbytes.functional as bnbf
 
@@ -331,13 +334,15 @@ MX_CASES = [_mx_case(n, r) for n in MX_PEERS for r in ("floor", "rceil")]
 
 @pytest.mark.parametrize(("name", "rule"), MX_CASES)
 def test_block_mx(benchmark, xb, name, rule):
+    _label(benchmark, f'`quantize(x, get_format("{name}", scale_rule="{rule}"))`')
     fmt = ref.get_format(name, scale_rule=rule)
     q = benchmark(ref.quantize, xb, fmt)
     assert q.scales.shape == (xb.shape[0], BLOCK_COLS // 32)
 
 
 @pytest.mark.parametrize(("name", "rule"), MX_CASES)
-def test_block_mx_torchao(benchmark, xb, name, rule):
+def test_baseline_block_mx_torchao(benchmark, xb, name, rule):
+    _label(benchmark, f"torchao `to_mx(t, {MX_PEERS[name]}, 32, {rule.upper()})` (CPU)")
     torch, _ = _torch_peer("torchao")
     from torchao.prototype.mx_formats.config import ScaleCalculationMode
     from torchao.prototype.mx_formats.kernels import unpack_uint4
@@ -356,12 +361,14 @@ def test_block_mx_torchao(benchmark, xb, name, rule):
 
 @pytest.mark.benchmark(group="block-nvfp4")
 def test_block_nvfp4(benchmark, xb):
+    _label(benchmark, '`quantize(x, "nvfp4")`')
     q = benchmark(ref.quantize, xb, "nvfp4")
     assert q.scales.shape == (xb.shape[0], BLOCK_COLS // 16)
 
 
 @pytest.mark.benchmark(group="block-nvfp4")
-def test_block_nvfp4_torchao(benchmark, xb):
+def test_baseline_block_nvfp4_torchao(benchmark, xb):
+    _label(benchmark, "torchao `nvfp4_quantize(t, 16, per-tensor scale)` (CPU)")
     torch, _ = _torch_peer("torchao")
     from torchao.prototype.mx_formats.kernels import unpack_uint4
     from torchao.prototype.mx_formats.nvfp4_tensor import nvfp4_quantize, per_tensor_amax_to_scale

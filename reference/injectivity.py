@@ -178,6 +178,8 @@ def prepare_injectivity(x, fmt, *, tie: str = "even", nan_policy: str = "raise",
         max_listed = count_parameter("max_listed", max_listed)
     f = resolve_format(fmt)
     arr = _census_input(x, nan_policy, "injectivity")
+    if getattr(f, "layout", "last_axis") == "flat":  # DEF-BLOCK-LAYOUT: flat blocks run across rows — one row
+        arr = arr.reshape(-1)
     el = f if isinstance(f, ElementFormat) else f.element
     size = len(el.codebook) + (1 if el.signed_zero and el.zero_index >= 0 else 0)  # −0 is a cell of its own
     if isinstance(f, ElementFormat):

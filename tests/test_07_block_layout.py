@@ -9,6 +9,7 @@ from natprec.reference import (
     InvalidParameterError,
     dequantize,
     get_format,
+    injectivity_report,
     quantize,
     thresholds,
 )
@@ -45,6 +46,20 @@ def test_flat_layout_is_the_flattened_tensor(name, shape):
     if full < n:
         s = np.abs(x.reshape(-1)[full:]).max()
         np.testing.assert_array_equal(y[full:], np.divide(x.reshape(-1)[full:], s, dtype=F32))
+
+
+@pytest.mark.spec("DEF-BLOCK-LAYOUT", "DEF-COLLISION-CENSUS")
+@pytest.mark.parametrize("shape", [(6, 128), (7, 33), (3, 5, 70)], ids=str)
+def test_flat_layout_census_is_that_of_the_flattened_tensor(shape):
+    """A flat block spans rows: the census of x is the census of x.reshape(-1), counts, δ and listing alike."""
+    x = np.round(_x(shape, seed=3), 1)  # repeated values: collisions to list
+    f = get_format("nf4_absmax64", layout="flat")
+    a, b = injectivity_report(x, f, max_listed=None), injectivity_report(x.reshape(-1), f, max_listed=None)
+    assert (a.n_elements, a.support_size, a.codebook_size, a.cells_used, a.colliding_values, a.delta) == \
+        (b.n_elements, b.support_size, b.codebook_size, b.cells_used, b.colliding_values, b.delta)
+    assert a.codebook_size == 16 * -(-x.size // 64) and a.colliding_values > 0
+    assert [(c.cell, c.values.tolist(), c.counts.tolist()) for c in a.collisions] == \
+        [(c.cell, c.values.tolist(), c.counts.tolist()) for c in b.collisions]
 
 
 @pytest.mark.spec("DEF-BLOCK-LAYOUT")
