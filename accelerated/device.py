@@ -106,7 +106,7 @@ class CudaBackend:
         header = (KERNEL_DIR / "natprec_scalar.cuh").read_text()
         tag = hashlib.sha256(header.encode()).hexdigest()
         self.mods = {}
-        for name in ("quantize", "dequantize", "support", "histogram", "block", "sort"):
+        for name in ("quantize", "dequantize", "support", "histogram", "block", "sort", "census"):
             src = f"// natprec_scalar.cuh sha256 {tag}\n" + (KERNEL_DIR / f"{name}.cu").read_text()
             self.mods[name] = SourceModule(src, options=list(NVCC_OPTIONS), include_dirs=[str(KERNEL_DIR)],
                                            no_extern_c=True)
@@ -142,6 +142,11 @@ class CudaBackend:
         self.fheads.prepare("PqP")
         self.fcompact = srt.get_function("np_run_compact")
         self.fcompact.prepare("PqPPPP")
+        cen = self.mods["census"]
+        self.fcblocks = cen.get_function("np_census_blocks")
+        self.fcblocks.prepare("PPqqqIPP")
+        self.fccompact = cen.get_function("np_census_compact")
+        self.fccompact.prepare("PqPPqqiPPP")
         from pycuda.scan import ExclusiveScanKernel
 
         self.scan32 = ExclusiveScanKernel(np.uint32, "a+b", 0)
@@ -309,3 +314,32 @@ class CudaBackend:
                                     int(pos.gpudata), int(ukeys.gpudata), int(starts.gpudata))
         st = starts.get()
         return ukeys.get(), np.diff(np.append(st, n)).astype(np.uint64)
+
+    def census_blocks(self, x32bits, codes, rows, ncols, bs, zero_sign, nbits):
+        """(cell ids int64, value keys uint32, first positions int64) of a block format's pairs (n < 2**32).
+
+        np_census_blocks (one thread per block: sort by encoding << 32 | value key, run heads), an
+        exclusive scan of the heads, np_census_compact.
+        """
+        ga = self.ga
+        n = rows * ncols
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.int64)
+        dx = self._up(np.ascontiguousarray(x32bits.reshape(-1), dtype=np.uint32))
+        dc = self._up(np.ascontiguousarray(codes.reshape(-1), dtype=np.uint16))
+        keys = ga.empty(n, np.uint64)
+        heads = ga.empty(n, np.uint32)
+        total = rows * _cdiv(ncols, bs)
+        self.fcblocks.prepared_call(self._grid(total), (self.BLOCK, 1, 1), int(dx.gpudata), int(dc.gpudata), rows, ncols,
+                                    bs, int(zero_sign), int(keys.gpudata), int(heads.gpudata))
+        del dx, dc
+        pos = heads.copy()
+        self.scan32(pos)
+        m = int(pos[n - 1:n].get()[0]) + int(heads[n - 1:n].get()[0])
+        cells = ga.empty(m, np.int64)
+        vkeys = ga.empty(m, np.uint32)
+        starts = ga.empty(m, np.int64)
+        self.fccompact.prepared_call(self._grid(n), (self.BLOCK, 1, 1), int(keys.gpudata), n, int(heads.gpudata),
+                                     int(pos.gpudata), ncols, bs, int(nbits), int(cells.gpudata), int(vkeys.gpudata),
+                                     int(starts.gpudata))
+        return cells.get(), vkeys.get(), starts.get()

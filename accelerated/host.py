@@ -51,6 +51,8 @@ class HostBackend:
         self.lib.hh_tensor_amax.argtypes = [i, P, q]
         self.lib.hh_tensor_amax.restype = u32
         self.lib.hh_nvfp4_scales.argtypes = [u32, P]
+        self.lib.hh_census_blocks.argtypes = [P, P, q, q, q, u32, i, P, P, P, P, P]
+        self.lib.hh_census_blocks.restype = q
         self.lib.hh_block_quantize.argtypes = [i, P, q, q, q, i, P, q, P, P, u32, u32, u32, u32, u32, i, d, P, q, P,
                                                P, P, P, P]
 
@@ -130,3 +132,17 @@ class HostBackend:
         starts = np.empty(max(n, 1), np.int64)
         m = self.lib.hh_support32(x.ctypes.data, n, int(by_value), work.ctypes.data, ukeys.ctypes.data, starts.ctypes.data)
         return ukeys[:m].copy(), np.diff(np.append(starts[:m], n)).astype(np.uint64)
+
+    def census_blocks(self, x32bits, codes, rows, ncols, bs, zero_sign, nbits):
+        """(cell ids int64, value keys uint32, first positions int64) of a block format's pairs: the census kernels' functions, serially."""
+        x = np.ascontiguousarray(x32bits.reshape(-1), dtype=np.uint32)
+        c = np.ascontiguousarray(codes.reshape(-1), dtype=np.uint16)
+        n = x.size
+        keys = np.empty(max(n, 1), np.uint64)
+        heads = np.empty(max(n, 1), np.uint32)
+        cells = np.empty(max(n, 1), np.int64)
+        vkeys = np.empty(max(n, 1), np.uint32)
+        starts = np.empty(max(n, 1), np.int64)
+        m = self.lib.hh_census_blocks(x.ctypes.data, c.ctypes.data, rows, ncols, bs, zero_sign, nbits, keys.ctypes.data,
+                                      heads.ctypes.data, cells.ctypes.data, vkeys.ctypes.data, starts.ctypes.data)
+        return cells[:m].copy(), vkeys[:m].copy(), starts[:m].copy()

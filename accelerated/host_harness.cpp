@@ -218,4 +218,29 @@ np_i64 hh_support32(const uint32_t* x, np_i64 n, int by_value, uint32_t* work, u
   return m;
 }
 
+// Block-format census pairs, serially, with the census kernels' functions and layout: every block
+// sorted by np_census_block, the heads scanned (exclusive), np_census_cell at each head.  x: float32
+// bits, codes: the block kernel's codes, both n = rows * ncols.  keys (n words of 64 bits) and heads
+// (n) are work space; cells, vkeys and starts hold up to n entries.  Returns the number of pairs.
+np_i64 hh_census_blocks(const uint32_t* x, const uint16_t* codes, np_i64 rows, np_i64 ncols, np_i64 bs,
+                        uint32_t zero_sign, int nbits, np_u64* keys, uint32_t* heads, np_i64* cells, uint32_t* vkeys,
+                        np_i64* starts) {
+  const np_i64 nb = (ncols + bs - 1) / bs;
+  for (np_i64 j = 0; j < rows * nb; ++j) {
+    np_i64 start, len;
+    np_block_span(j, nb, ncols, bs, &start, &len);
+    np_census_block(x + start, codes + start, len, zero_sign, keys + start, heads + start);
+  }
+  np_i64 m = 0;  // the exclusive scan of heads at i (the device uses PyCUDA's scan kernel)
+  for (np_i64 i = 0; i < rows * ncols; ++i) {
+    if (heads[i]) {
+      cells[m] = np_census_cell(i, ncols, bs, nb, nbits, keys[i]);
+      vkeys[m] = (uint32_t)(keys[i] & 0xffffffffull);
+      starts[m] = i;
+      ++m;
+    }
+  }
+  return m;
+}
+
 }  // extern "C"

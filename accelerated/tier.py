@@ -43,7 +43,8 @@ HOST_PATHS = {
     "codebook": "codebooks with encodings >= 2**16 or |values| >= 2**1000: the reference runs on the host",
     "support of float32/float64": "support of float64 input, or of 2**32 or more float32 elements: the reference's sort on the host",
     "NaN result": "min_voronoi_margin with nan_policy='propagate' met a NaN: the result is NaN, nothing to launch",
-    "injectivity_report": "collision census: the reference runs on the host",
+    "census of 2**32 elements": "collision census of 2**32 or more elements (32-bit scans): the reference runs on the host",
+    "census blocks": "collision census of a block format with blocks above 64 elements: the reference runs on the host",
     "entropy_bits_from_counts": "logs and entropies are the reference's functions by design",
 }
 
@@ -256,12 +257,10 @@ def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: s
 
 
 def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", max_listed: int | None = ref.DEFAULT_MAX_LISTED):
-    """DEF-COLLISION-CENSUS / DEF-CENSUS-PAIRS — the reference executes the plan on the host (no census kernel yet).
+    """DEF-COLLISION-CENSUS / DEF-CENSUS-PAIRS — as the reference; the (cell, value) pairs on the device (accelerated/census.py)."""
+    from .census import injectivity_report as census_report
 
-    A census kernel would make the (cell, value) pairs and hand them to ``ref.finish_census`` as CellPairs.
-    """
-    plan = ref.prepare_injectivity(x, fmt, tie=tie, nan_policy=nan_policy, max_listed=max_listed)
-    return _host("injectivity_report", ref.execute_injectivity, plan)
+    return census_report(x, fmt, tie=tie, nan_policy=nan_policy, max_listed=max_listed)
 
 
 def entropy_bits_from_counts(counts, **kw):

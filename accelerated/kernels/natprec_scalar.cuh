@@ -598,4 +598,56 @@ NP_HD uint32_t np_block_quantize_one(int kind, const B* x, np_i64 len, const np_
   return (uint32_t)p.encs[sidx];
 }
 
+// ---------------------------------------------------------------------------------------
+// DEF-COLLISION-CENSUS / DEF-CENSUS-PAIRS for block formats: a cell is (block, encoding).
+// Each block (at most NP_CENSUS_SEG elements) is sorted in place by one 64-bit key per element,
+// (encoding << 32) | the float32 value's support key by value (−0.0 as +0.0), where the
+// encoding of an element equal to 0 is taken without its sign bit (`zero_sign`), as the
+// reference's CellPairs; a key that differs from its predecessor in the block starts a
+// (cell, value) pair.  A segmented sort: one thread per block, insertion sort (blocks are
+// 16, 32 or 64 elements), so no key needs the block index and no sort crosses a block.
+// ---------------------------------------------------------------------------------------
+
+#define NP_CENSUS_SEG 64
+
+// The census key of one element: float32 bits (finite: the block input was checked) and its code.
+NP_HD np_u64 np_census_key(uint32_t xbits32, uint32_t code, uint32_t zero_sign) {
+  const bool zero = (xbits32 & 0x7fffffffu) == 0u;
+  const uint32_t c = zero ? (code & ~zero_sign) : code;
+  return ((np_u64)c << 32) | (np_u64)np_support_key32(xbits32, true);
+}
+
+// k[0..len) ascending (insertion sort; len <= NP_CENSUS_SEG).
+NP_HD void np_census_sort_segment(np_u64* k, np_i64 len) {
+  for (np_i64 i = 1; i < len; ++i) {
+    const np_u64 v = k[i];
+    np_i64 j = i - 1;
+    while (j >= 0 && k[j] > v) {
+      k[j + 1] = k[j];
+      --j;
+    }
+    k[j + 1] = v;
+  }
+}
+
+// One block of len <= NP_CENSUS_SEG elements: its keys sorted into out[0..len), and heads[i] = 1
+// where out[i] starts a (cell, value) pair (the block's first key, or one unequal to its predecessor).
+NP_HD void np_census_block(const uint32_t* x, const uint16_t* codes, np_i64 len, uint32_t zero_sign, np_u64* out,
+                           uint32_t* heads) {
+  np_u64 k[NP_CENSUS_SEG];
+  for (np_i64 i = 0; i < len; ++i) k[i] = np_census_key(x[i], codes[i], zero_sign);
+  np_census_sort_segment(k, len);
+  for (np_i64 i = 0; i < len; ++i) {
+    out[i] = k[i];
+    heads[i] = (i == 0 || k[i] != k[i - 1]) ? 1u : 0u;
+  }
+}
+
+// The cell id of the pair whose sorted key `key` is at flat position i of a (rows x ncols) array in
+// blocks of bs along its rows (nb per row): (block << nbits) + encoding, block = row * nb + column / bs.
+NP_HD np_i64 np_census_cell(np_i64 i, np_i64 ncols, np_i64 bs, np_i64 nb, int nbits, np_u64 key) {
+  const np_i64 r = i / ncols, b = (i - r * ncols) / bs;
+  return ((r * nb + b) << nbits) + (np_i64)(key >> 32);
+}
+
 #endif  // NATPREC_SCALAR_CUH
