@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from natprec.reference import block_format_names, element_format_names, get_format
 
-from .strategies import float_arrays, tie_rules
+from .strategies import FLOAT_DTYPES, float_arrays, tie_rules
 
 __all__ = ["Body", "BODIES", "ELEMENT_FORMATS", "BLOCK_FORMATS", "SMALL_ELEMENT_FORMATS"]
 
@@ -56,6 +56,10 @@ def _census(impl, x, fmt):
     return r.support_size, r.cells_used, r.injective, r.delta, r.colliding_values
 
 
+def _census_listed(impl, x, fmt, tie, nan_policy, max_listed):
+    return impl.injectivity_report(x, fmt, tie=tie, nan_policy=nan_policy, max_listed=max_listed)  # the whole report
+
+
 def _margin(impl, x, fmt, tie):
     return impl.voronoi_margin(x, fmt, tie=tie, nan_policy="propagate")
 
@@ -94,6 +98,13 @@ BODIES = {
         st.tuples(float_arrays(dtypes=(np.float16, np.float32), allow_infinity=False),
                   st.sampled_from(SMALL_ELEMENT_FORMATS + ("mxfp4", "nf4_absmax64"))),
         _census,
+    ),
+    "collision_census_listed": Body(
+        ("DEF-COLLISION-CENSUS", "DEF-CENSUS-PAIRS"),
+        ("injectivity_report",),
+        st.tuples(float_arrays(dtypes=FLOAT_DTYPES[:3]), st.sampled_from(ELEMENT_FORMATS + BLOCK_FORMATS),
+                  tie_rules, st.sampled_from(["raise", "omit"]), st.sampled_from([None, 0, 1, 16])),
+        _census_listed,
     ),
     "voronoi_margin": Body(
         ("DEF-MARGIN",),
