@@ -14,7 +14,12 @@ Groups (float32 input unless said):
 * ``support32``   support of float32 with counts on 2**26 elements: the tier's radix sort (the
                   input uploaded from the host inside the timing; torch's input is on the device);
 * ``mxfp4``       MXFP4 (floor) codes and scales through the tier (upload and download timed too)
-                  on 2**24 elements, against the reference.
+                  on 2**24 elements, against the reference;
+* ``census_nf4``, ``census_mxfp4``  the collision census (injectivity_report, default listing)
+                  of float16-valued float32 (many repeats) through the tier on 2**24 elements
+                  (upload, kernels, download and finish_census on the host timed); torch, for
+                  NF4 only: unique(return_counts) + bucketize of the support + the cells' runs
+                  (device-resident, no δ, no listing).
 GPU times: the minimum of REPEAT runs, CUDA events around each, on 2**28 device-resident
 elements.  Reference times: the minimum of 3 runs with perf_counter on 2**22 elements (the
 reference is single-threaded NumPy; per-element rates are compared, said in the table).
@@ -195,6 +200,40 @@ def test_gpu_support32_and_mxfp4(dev):
     m = 1 << 24
     _record("mxfp4", "accelerated", m, _time_cpu(lambda: acc.quantize(x[:m], "mxfp4")), m * 4,
             note="tier call: prepare on the host, upload, kernel, download")
+
+
+def _census_input(n):
+    return np.random.default_rng(2).standard_normal(n).astype(np.float16).astype(np.float32)  # many repeats
+
+
+def test_reference_census():
+    x = _census_input(N_REF)
+    for fmt in ("nf4", "mxfp4"):
+        _record(f"census_{fmt}", "reference", N_REF, _time_cpu(lambda: ref.injectivity_report(x, fmt)), N_REF * 4)
+
+
+@gpu
+def test_gpu_census(dev):
+    be, drv, ga, torch = dev
+    m = 1 << 24
+    x = _census_input(m)
+    for fmt in ("nf4", "mxfp4"):
+        _record(f"census_{fmt}", "accelerated", m, _time_cpu(lambda: acc.injectivity_report(x, fmt)), m * 4,
+                note="tier call: prepare, upload, kernels, download, finish_census")
+        assert acc.last_path() == "device"
+    plan = acc.element_plan(prepare_quantize(np.zeros(0, np.float32), "nf4"))
+    bt = torch.from_numpy(plan.u.copy()).cuda()
+    xt = torch.from_numpy(x).cuda()
+
+    def torch_census():
+        vals, cnt = torch.unique(xt, return_counts=True)
+        cells = torch.bucketize(vals, bt)
+        return torch.unique_consecutive(cells, return_counts=True), cnt
+
+    _record("census_nf4", "torch", m, _time_gpu(torch_census, drv, repeat=3), m * 4,
+            note="unique + bucketize + unique_consecutive, device-resident; no delta, no listing")
+    (cells, _), _ = torch_census()
+    assert cells.numel() == acc.injectivity_report(x, "nf4").cells_used
 
 
 def _versions():
