@@ -25,8 +25,11 @@ Device paths:
   discretized_histogram                bins on the device; quotients within 8 ulp of an
                                        integer are decided on the host with rationals
   code_histogram            (tier extra) cell counts of the fused kernel
-Everything else — float64 input of element formats, block formats' dequantize and margins,
-float64 support, the collision census, entropies — is the reference on the host
+  injectivity_report        the (cell, value) pairs on the device (element formats: the device
+                            support quantized by the element kernel; block formats: census.cu),
+                            the report by the reference's finish_census (accelerated/census.py)
+Everything else — float64 input, block formats' dequantize and margins, float64 support,
+entropies — is the reference on the host
 (``HOST_PATHS`` lists them; ``last_path()`` says which path ran).
 
 Rooms: ``device`` (PyCUDA backend, imported lazily: importable with no driver; the choice of
