@@ -178,7 +178,8 @@ HOST_CALLS = [
     ("support of float32/float64", "realized_support", (np.array([1.0, 1.0, 2.0]),), {}),
     ("NaN result", "min_voronoi_margin", (np.array([np.nan, 1.0], np.float32), "nf4"), {"nan_policy": "propagate"}),
     ("float64 input", "discretized_histogram", (np.array([0.3, 2.5]), 0.5), {}),
-    ("injectivity_report", "injectivity_report", (np.array([0.3, 2.5], np.float32), "nf4"), {}),
+    ("float64 input", "injectivity_report", (np.array([0.3, 2.5]), "nf4"), {}),
+    ("codebook", "injectivity_report", (np.array([1.0, 3.0], np.float32), ref.Codebook([0.0, 2.0**1001])), {}),
     ("entropy_bits_from_counts", "entropy_bits_from_counts", (np.array([3, 1]),), {}),
 ]
 
