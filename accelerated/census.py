@@ -1,6 +1,6 @@
 """DEF-COLLISION-CENSUS / DEF-CENSUS-PAIRS on the accelerated tier: the (cell, value) pairs on the device, the report by the reference.
 
-``injectivity_report`` prepares with ``natprec.reference.prepare_injectivity`` (every check, in
+The tier's ``injectivity_report`` (accelerated/tier.py) prepares with ``natprec.reference.prepare_injectivity`` (every check, in
 the reference's order, before any launch), computes the CellPairs of the plan on the device and
 hands them to ``natprec.reference.finish_census``, which makes δ, the counts, the verdicts and
 the listing.  So the report is the reference's by construction wherever the pairs are.
@@ -27,13 +27,13 @@ import natprec.reference as ref
 from .device import current_backend
 from .plans import KIND, bits_of, device_ok, element_plan
 
-__all__ = ["CENSUS_SEG", "injectivity_report", "census_pairs"]
+__all__ = ["CENSUS_SEG", "host_reason", "census_pairs"]
 
 #: the largest block the census kernel sorts (NP_CENSUS_SEG in kernels/natprec_scalar.cuh)
 CENSUS_SEG = 64
 
 
-def _host_reason(plan: ref.InjectivityPlan) -> str | None:
+def host_reason(plan: ref.InjectivityPlan) -> str | None:
     """Why a census plan stays on the host (a key of tier.HOST_PATHS), or None for the device."""
     f, arr = plan.format, plan.x
     if arr.dtype not in KIND:
@@ -78,35 +78,13 @@ def _block_pairs(plan: ref.InjectivityPlan, q: ref.BlockQuantized) -> ref.CellPa
 def census_pairs(plan: ref.InjectivityPlan, q: ref.BlockQuantized | None = None) -> ref.CellPairs:
     """DEF-CENSUS-PAIRS — the device's (cell, value) pairs of a plan the device takes (one batch, cells ascending).
 
-    ``q``: for a block format, its device quantization (None: quantized here on the device).
+    ``q``: for a block format, its quantization by the device (``natprec.accelerated.quantize``), required.
     """
-    reason = _host_reason(plan)
+    reason = host_reason(plan)
     if reason is not None:
         raise ref.InvalidParameterError(f"census_pairs: this plan runs on the host ({reason})", value=reason)
     if isinstance(plan.format, ref.ElementFormat):
         return _element_pairs(plan)
-    if q is None:
-        from .tier import _block_quantize
-
-        q = _block_quantize(plan.block_input)
+    if not isinstance(q, ref.BlockQuantized):
+        raise ref.InvalidParameterError("census_pairs of a block format needs its BlockQuantized q", value=type(q).__name__)
     return _block_pairs(plan, q)
-
-
-def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise",
-                       max_listed: int | None = ref.DEFAULT_MAX_LISTED) -> ref.InjectivityReport:
-    """DEF-COLLISION-CENSUS — as ``natprec.reference.injectivity_report``; the (cell, value) pairs on the device."""
-    from . import tier
-
-    plan = ref.prepare_injectivity(x, fmt, tie=tie, nan_policy=nan_policy, max_listed=max_listed)
-    reason = _host_reason(plan)
-    if reason is not None:
-        return tier._host(reason, ref.execute_injectivity, plan)
-    if isinstance(plan.format, ref.ElementFormat):
-        pairs = _element_pairs(plan)
-        tier._on_device()
-        return ref.finish_census(plan, [pairs])
-    q = tier._block_quantize(plan.block_input)
-    pairs = _block_pairs(plan, q)
-    supp = tier.support_size(plan.x)  # by value, on the device (x has no NaN here)
-    tier._on_device()
-    return ref.finish_census(plan, [pairs], support_size=supp, quantized=q)

@@ -16,6 +16,7 @@ import natprec.reference as ref
 from natprec.reference.entropy import exact_floor_bins
 from natprec.reference.errors import InvalidDTypeError, InvalidParameterError
 
+from .census import census_pairs, host_reason
 from .device import current_backend
 from .plans import ABSMAX, KIND, NVFP4, bits_of, block_plan, device_ok, element_plan
 
@@ -258,9 +259,19 @@ def discretized_histogram(x, delta: float, *, origin: float = 0.0, nan_policy: s
 
 def injectivity_report(x, fmt, *, tie: str = "even", nan_policy: str = "raise", max_listed: int | None = ref.DEFAULT_MAX_LISTED):
     """DEF-COLLISION-CENSUS / DEF-CENSUS-PAIRS — as the reference; the (cell, value) pairs on the device (accelerated/census.py)."""
-    from .census import injectivity_report as census_report
-
-    return census_report(x, fmt, tie=tie, nan_policy=nan_policy, max_listed=max_listed)
+    plan = ref.prepare_injectivity(x, fmt, tie=tie, nan_policy=nan_policy, max_listed=max_listed)
+    reason = host_reason(plan)
+    if reason is not None:
+        return _host(reason, ref.execute_injectivity, plan)
+    if isinstance(plan.format, ref.ElementFormat):
+        pairs = census_pairs(plan)
+        _on_device()
+        return ref.finish_census(plan, [pairs])
+    q = _block_quantize(plan.block_input)
+    pairs = census_pairs(plan, q)
+    supp = support_size(plan.x)  # by value, on the device (x has no NaN here)
+    _on_device()
+    return ref.finish_census(plan, [pairs], support_size=supp, quantized=q)
 
 
 def entropy_bits_from_counts(counts, **kw):
