@@ -206,7 +206,7 @@ def measure(mm: MeasuredModel, *, sites=None, kinds=("weight", "input"), module_
             per_site = (time.perf_counter() - sites_start) / measured
             _report(progress, phase="site", done=done, total=len(chosen), site=rec["site"], resumed=False,
                     b_star=(rec.get("forward") or {}).get("b_star"), error=rec["error"],
-                    elapsed_s=time.perf_counter() - start, eta_s=per_site * (len(chosen) - done) / n_workers)
+                    elapsed_s=time.perf_counter() - start, eta_s=per_site * (len(chosen) - done))  # wall time per finished site, workers included
         # The proxy needs forward-mode AD of everything downstream of a site: unavailable at one site, reported at none.
         jac_missing = next((r["jacobian_unavailable"] for r in records if r.get("jacobian_unavailable")), None)
         if jac_missing is not None:
