@@ -207,14 +207,21 @@ def test_conv_site_runs_and_rows_use_channels():
 
 
 @pytest.mark.spec("DEF-JACOBIAN-PROXY")
-def test_jacobian_proxy_through_conv_batchnorm_maxpool():
+def test_jacobian_proxy_through_conv_batchnorm_maxpool(monkeypatch):
+    import contextlib
+    import sys
+
     mm = _conv_mm(batches=1)
     sites = find_sites(mm.model)
     r = Runner(mm, sites)
+    got = {}
     for name in ("c1.weight", "c2:input"):
-        res = jacobian_proxy(r, _by(sites, name), site_format("int8"))
+        got[name] = res = jacobian_proxy(r, _by(sites, name), site_format("int8"))
         assert math.isfinite(res["e_task"]) and res["actual"] > 0
         assert res["ratio"] == pytest.approx(1.0, abs=0.05)  # first order at int8
+    # A convolution with one tangent computes one product: the same tangent as torch's own rule.
+    monkeypatch.setattr(sys.modules["natprec.model.sensitivity"], "_one_tangent_linear", lambda: contextlib.nullcontext)
+    assert {n: jacobian_proxy(r, _by(sites, n), site_format("int8")) for n in got} == got
 
 
 # ---------------------------------------------------------------------- CREPE

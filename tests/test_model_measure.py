@@ -236,6 +236,27 @@ def test_jacobian_proxy_is_exact_for_a_linear_downstream():
     assert nonlin["e_task"] > 0 and nonlin["e_task"] != pytest.approx(nonlin["actual"], rel=1e-9)
 
 
+@pytest.mark.spec("DEF-JACOBIAN-PROXY")
+def test_jacobian_proxy_reuses_the_point_and_skips_only_zero_products(monkeypatch):
+    """``actual`` from forward_point's batch-0 output is the run it replaces; the one-tangent linear rule gives the
+    tangent torch's own forward-AD rule gives (the mode switched off)."""
+    import contextlib
+
+    sens = sys.modules["natprec.model.sensitivity"]
+    mm = tiny()
+    sites = find_sites(mm.model)
+    r = Runner(mm, sites)
+    fmt = site_format("int3")
+    fast = {}
+    for s in sites:
+        outputs = {}
+        forward_point(r, s, fmt, outputs)
+        fast[s.name] = jacobian_proxy(r, s, fmt, actual=outputs[0])
+        assert fast[s.name] == jacobian_proxy(r, s, fmt)
+    monkeypatch.setattr(sens, "_one_tangent_linear", lambda: contextlib.nullcontext)
+    assert {s.name: jacobian_proxy(r, s, fmt) for s in sites} == fast
+
+
 @pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE", "THM-MONOTONE-SEARCH")
 def test_measure_and_report_files(tmp_path):
     mm = tiny()

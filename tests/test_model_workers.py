@@ -56,10 +56,10 @@ def test_a_worker_that_dies_is_a_named_error_not_a_hang(monkeypatch):
     parent = os.getpid()
     real = mmod.forward_point
 
-    def dying(runner, site, fmt):
+    def dying(runner, site, fmt, outputs=None):
         if os.getpid() != parent:
             os._exit(3)
-        return real(runner, site, fmt)
+        return real(runner, site, fmt, outputs)
     monkeypatch.setattr(mmod, "forward_point", dying)
     with pytest.raises(mmod.NatprecError, match="worker process died"):
         measure(tiny(), formats="int4,int8", jacobian=False, workers=2)
@@ -70,10 +70,10 @@ def test_jacobian_unavailable_at_one_site_is_reported_at_none(monkeypatch):
     mmod = sys.modules["natprec.model.measure"]
     real = mmod.jacobian_proxy
 
-    def partial(runner, site, fmt):
+    def partial(runner, site, fmt, actual=None):
         if site.name == "2.weight":
             raise NotImplementedError("no forward AD for this op\nsecond line")
-        return real(runner, site, fmt)
+        return real(runner, site, fmt, actual=actual)
     monkeypatch.setattr(mmod, "jacobian_proxy", partial)
     for workers in (1, 2):
         doc = measure(tiny(), formats="int4,int8", workers=workers)

@@ -350,10 +350,13 @@ def _measure_site(ctx: _SiteContext, site) -> tuple[dict, dict]:
 
         t0 = time.perf_counter()
         points = {}
+        batch0 = {}  # int point → its batch-0 output: the Jacobian proxy's "actual"
 
         def delta_at(bits):
             if f"int{bits}" not in points:
-                points[f"int{bits}"] = forward_point(runner, site, ctx.by_bits[bits])
+                outputs = {}
+                points[f"int{bits}"] = forward_point(runner, site, ctx.by_bits[bits], outputs)
+                batch0[bits] = outputs[0]
             return points[f"int{bits}"]["distortion"]
         bits = sorted(ctx.by_bits)
         if ctx.full_sweep:
@@ -406,7 +409,7 @@ def _measure_site(ctx: _SiteContext, site) -> tuple[dict, dict]:
             t0 = time.perf_counter()
             jf = ctx.by_bits[b_star] if b_star is not None else ctx.int_fmts[-1]
             try:
-                rec["jacobian"] = jacobian_proxy(runner, site, jf)
+                rec["jacobian"] = jacobian_proxy(runner, site, jf, actual=batch0.get(jf.int_bits))
             except NotImplementedError as exc:  # an op without forward-mode AD: a model property, not a site failure
                 rec["jacobian_unavailable"] = str(exc).splitlines()[0]
                 ctx.jacobian_failed.append(site.name)
