@@ -29,6 +29,7 @@ from natprec.model import (  # noqa: E402
     find_sites,
     forward_point,
     gradients,
+    int_step_law,
     jacobian_proxy,
     measure,
     monotone_search,
@@ -183,6 +184,23 @@ def test_bisection_equals_definition_on_monotone_curves():
         b, seen = monotone_search(lambda x: calls.append(x) or curve[x], bits, eps)
         assert b == precision_from_curve(curve, eps)
         assert len(calls) <= 3 and monotonicity_violations(seen) == []
+        guided = []
+        assert monotone_search(lambda x: guided.append(x) or curve[x], bits, eps, predict=int_step_law)[0] == b
+        assert len(guided) <= 5 and len(set(guided)) == len(guided)
+    # A curve that follows the int step law: the guided search confirms the prediction in 2 evaluations where the
+    # first probe (int5) sits next to the answer or the answer is an end, 3 elsewhere; bisection always takes 3.
+    for answer in (*bits, None):
+        law = {b: 2.0 * ((1 << 4) - 1) ** 2 / ((1 << (b - 1)) - 1) ** 2 for b in bits}  # Δ(5) = 2, ×(s_b/s_5)²
+        eps = law[answer] * 1.01 if answer is not None else law[8] / 2
+        b, seen = monotone_search(law.__getitem__, bits, eps, predict=int_step_law)
+        assert b == answer and len(seen) == (2 if answer in (2, 5, 6, None) else 3)
+        assert len(monotone_search(law.__getitem__, bits, eps)[1]) == 3
+    wide = list(range(2, 17))  # 15 widths: ⌈log2 16⌉ = 4 evaluations, + 2 with any predictor
+    for cut in range(len(wide) + 1):
+        step = {b: float(i < cut) for i, b in enumerate(wide)}
+        for guess in (*wide, None):
+            b, seen = monotone_search(step.__getitem__, wide, 0.5, predict=lambda known, t, g=guess: g)
+            assert b == (wide[cut] if cut < len(wide) else None) and len(seen) <= 6
     bumpy = {2: 1.0, 3: 0.1, 4: 0.5, 5: 0.5, 6: 0.01, 7: 0.0, 8: 0.0}
     assert precision_from_curve(bumpy, 0.2) == 3
     b, seen = monotone_search(lambda x: bumpy[x], bits, 0.2)

@@ -23,6 +23,7 @@ from .sensitivity import (
     dual_precision,
     forward_point,
     gradients,
+    int_step_law,
     jacobian_proxy,
     monotone_search,
     monotonicity_violations,
@@ -47,7 +48,7 @@ __all__ = [
     "DEFAULT_FORMATS", "INT_BITS", "SiteFormat", "integer_format", "parse_formats", "site_format",
     "MeasuredModel", "Runner",
     "backward_sensitivity", "dual_precision", "forward_point", "gradients", "jacobian_proxy",
-    "monotone_search", "monotonicity_violations", "precision_from_curve",
+    "int_step_law", "monotone_search", "monotonicity_violations", "precision_from_curve",
     "DEFAULT_MODULE_KINDS", "MODULE_KINDS", "Site", "coverage", "default_module_types", "feature_axis_of", "find_sites",
     "module_types_of", "select_sites",
 ]

@@ -1,7 +1,7 @@
 """DEF-OPERATIONAL-PRECISION-SITE — the per-site measurement behind ``natprec report``.
 
 For each site: the information measures of the reference tier, the forward curve
-Δ→_v(b) over the integer family (bisection under THM-MONOTONE-SEARCH, or a full sweep),
+Δ→_v(b) over the integer family (bisection with probes placed by the int step law, THM-MONOTONE-SEARCH, or a full sweep),
 b*_v(ε), the other candidate formats (only those that could beat int-b*_v in bits,
 unless ``all_formats``), the backward curve and b*, the dual b*, the Jacobian proxy and
 the amplification ratio at b*_v(ε).  A failure at one site is recorded in that site's
@@ -43,6 +43,7 @@ from .sensitivity import (
     dual_precision,
     forward_point,
     gradients,
+    int_step_law,
     jacobian_proxy,
     monotone_search,
     monotonicity_violations,
@@ -349,26 +350,23 @@ def _measure_site(ctx: _SiteContext, site) -> tuple[dict, dict]:
         spent_s["info_s"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        points = {}
-        batch0 = {}  # int point → its batch-0 output: the Jacobian proxy's "actual"
+        points, batch0 = {}, {}  # batch0: int point → its batch-0 output, the Jacobian proxy's "actual"
 
-        def delta_at(bits):
-            if f"int{bits}" not in points:
-                outputs = {}
-                points[f"int{bits}"] = forward_point(runner, site, ctx.by_bits[bits], outputs)
-                batch0[bits] = outputs[0]
-            return points[f"int{bits}"]["distortion"]
+        def delta_at(b):
+            outputs = {}
+            points[f"int{b}"] = forward_point(runner, site, ctx.by_bits[b], outputs)
+            batch0[b] = outputs[0]
+            return points[f"int{b}"]["distortion"]
         bits = sorted(ctx.by_bits)
         if ctx.full_sweep:
-            curve = {b: delta_at(b) for b in bits}
-            b_star = precision_from_curve(curve, tolerance)
-            b_search, _ = monotone_search(lambda b: curve[b], bits, tolerance)
+            full = {b: delta_at(b) for b in bits}
+            b_stars = {t: precision_from_curve(full, t) for t in tolerances}
+            b_search = monotone_search(full.__getitem__, bits, tolerance, predict=int_step_law)[0]  # the search's answer alone
         else:
-            b_search, _ = monotone_search(delta_at, bits, tolerance)
-            b_star = b_search
-        # The claim's other tolerances reuse every point already measured.
-        b_stars = {t: (precision_from_curve({b: delta_at(b) for b in bits}, t) if ctx.full_sweep
-                       else monotone_search(delta_at, bits, t)[0]) for t in tolerances}
+            known = {}  # the claim's other tolerances reuse every point already measured
+            b_stars = {t: monotone_search(delta_at, bits, t, predict=int_step_law, known=known)[0] for t in tolerances}
+            b_search = b_stars[tolerance]
+        b_star = b_stars[tolerance]
         curve = {int(k[3:]): v["distortion"] for k, v in points.items()}
         rec["forward"] = {
             "search": "sweep" if ctx.full_sweep else "bisection",

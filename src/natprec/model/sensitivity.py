@@ -6,6 +6,7 @@ Every run quantizes one site and keeps the rest of the network in float32.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from .sites import Site
 __all__ = [
     "forward_point",
     "monotone_search",
+    "int_step_law",
     "monotonicity_violations",
     "precision_from_curve",
     "gradients",
@@ -98,22 +100,48 @@ def forward_point(runner: Runner, site: Site, fmt: SiteFormat, outputs: dict | N
     }
 
 
-def monotone_search(evaluate, bits: list[int], tolerance: float) -> tuple[int | None, dict]:
+def monotone_search(evaluate, bits: list[int], tolerance: float, predict=None, known: dict | None = None) -> tuple[int | None, dict]:
     """THM-MONOTONE-SEARCH — min{b ∈ bits : evaluate(b) ≤ tolerance} by bisection, assuming Δ nonincreasing in b.
 
-    Returns (b*, {b: Δ(b)} of the evaluated bit-widths); b* is None when even the
-    largest b fails.  ⌈log2(len(bits) + 1)⌉ evaluations at most.
+    ``bits`` ascending.  ``predict(known, tolerance)`` (optional) → the b it expects the answer to be (None: none
+    passes); up to two probes after the first then go where they would confirm it — the least b ≥ it, or the one
+    below once that is known to pass — instead of the midpoint.  Either way the answer is a measured pass next to
+    a measured fail (or an end): on a nonincreasing curve the minimum, whatever the predictor; only the number of
+    evaluations depends on it: ⌈log2(len(bits) + 1)⌉ at most, plus 2 with a predictor.
+    ``known``: {b: Δ(b)} already measured, updated with every new evaluation, so that several ε share points.
+    Returns (b*, {b: Δ(b)} of the bit-widths this search consulted); b* is None when even the largest b fails.
     """
+    known = {} if known is None else known
     seen: dict[int, float] = {}
     lo, hi = 0, len(bits)
+    guided = 0
     while lo < hi:
         mid = (lo + hi) // 2
-        seen[bits[mid]] = evaluate(bits[mid])
-        if seen[bits[mid]] <= tolerance:
+        if predict is not None and known and guided < 2:
+            p = predict(known, tolerance)
+            at = min(max(len(bits) if p is None else bisect.bisect_left(bits, p), lo), hi)  # the least b ≥ p in bits
+            mid = hi - 1 if at == hi else at  # hi passes (or is the end): confirm by the one below it
+            guided += 1
+        b = bits[mid]
+        if b not in known:
+            known[b] = evaluate(b)
+        seen[b] = known[b]
+        if seen[b] <= tolerance:
             hi = mid
         else:
             lo = mid + 1
     return (bits[lo] if lo < len(bits) else None), seen
+
+
+def int_step_law(known: dict, tolerance: float) -> int | None:
+    """THM-MONOTONE-SEARCH — a ``predict`` for the int family: the least b ∈ 2…16 at which a distortion growing
+    as the square of the int step s_b = max|v|/(2^(b−1) − 1) meets ε, scaled from the measured point nearest ε
+    (in log); None when not even int16 would.  It places probes; it decides nothing."""
+    b0 = min(known, key=lambda b: abs(math.log(max(known[b], 1e-300)) - math.log(max(tolerance, 1e-300))))
+    for b in range(2, 17):
+        if known[b0] * (((1 << (b0 - 1)) - 1) / ((1 << (b - 1)) - 1)) ** 2 <= tolerance:
+            return b
+    return None
 
 
 def monotonicity_violations(curve: dict) -> list[dict]:
