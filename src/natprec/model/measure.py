@@ -439,7 +439,7 @@ def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, 
         b = b_stars[t] if b_stars[t] is not None else max(int_curve)
         if int_curve[b] > 0 and int_site_mse[b] > 0:
             log2_step = (math.log2(12 * int_site_mse[b]) + math.log2(t) - math.log2(int_curve[b])) / 2  # logs: no overflow
-            start = math.floor(STEPS_PER_OCTAVE * log2_step)  # the search clamps it to the window
+            start = round(STEPS_PER_OCTAVE * log2_step)  # the nearest grid step; the search clamps it to the window
         else:
             start = step_index_above(amax / ((1 << (b - 1)) - 1)) - 1
         k = resolution_search(delta_at, start, window, t, seen)
