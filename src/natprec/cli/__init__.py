@@ -42,9 +42,34 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+#: glibc mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def _keep_freed_memory() -> bool:
+    """Let glibc keep freed blocks of up to 1 GiB for reuse instead of returning them to the system.
+
+    A measurement allocates and frees arrays of tens of MB for every forward point; handed back each time, every
+    reuse costs a page fault per 4 KiB: on 13 sites of all-MiniLM-L6-v2, 7.3 s of system time, 1.6 s kept (peak
+    RSS 1.15 → 1.24 GB).  Library users get the same with MALLOC_MMAP_THRESHOLD_=1073741824 and
+    MALLOC_TRIM_THRESHOLD_=2147483647 in the environment.  Elsewhere than glibc: nothing happens (False).
+    """
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1))  # C ints
+    except (OSError, AttributeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``natprec`` command line; returns the exit status (0 ok, 2 bad input)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    _keep_freed_memory()
     try:
         args = _parse(argv)
         status = args.run(args)
