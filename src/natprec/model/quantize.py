@@ -190,14 +190,23 @@ class SiteFormat:
 
     def _scales(self, x2: np.ndarray, per_channel: bool) -> np.ndarray:
         """Symmetric: s = fl32(absmax/max code) per scale group, 1 for an all-zero group."""
-        amax = self._reduce(np.abs(x2), per_channel, np.maximum).astype(_F32)
-        s = np.divide(amax, _F32(self.element.max_finite), dtype=_F32)
+        return self.group_scales(self._reduce(np.abs(x2), per_channel, np.maximum))
+
+    def group_scales(self, amax: np.ndarray) -> np.ndarray:
+        """DEF-SITE-QUANTIZE — the symmetric scales s = fl32(absmax/max code) of scale groups whose max|x| is ``amax``
+        (1 for an all-zero group); element-wise, so scales of the groups alone equal those broadcast to their elements."""
+        s = np.divide(np.asarray(amax).astype(_F32), _F32(self.element.max_finite), dtype=_F32)
         return np.where(s > 0, s, _F32(1.0)).astype(_F32)
 
     def _zero_point(self, x2: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
         """Asymmetric: (s, z) per scale group over the range [min(lo, 0), max(hi, 0)], so that 0 is exact."""
-        lo = np.minimum(self._reduce(x2, per_channel, np.minimum), _F32(0)).astype(_F32)
-        hi = np.maximum(self._reduce(x2, per_channel, np.maximum), _F32(0)).astype(_F32)
+        return self.group_zero_points(self._reduce(x2, per_channel, np.minimum), self._reduce(x2, per_channel, np.maximum))
+
+    def group_zero_points(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """DEF-SITE-QUANTIZE — the asymmetric (s, z) of scale groups whose float32 minimum and maximum are ``lo`` and
+        ``hi``, over the range [min(lo, 0), max(hi, 0)]; element-wise, like :meth:`group_scales`."""
+        lo = np.minimum(lo, _F32(0)).astype(_F32)
+        hi = np.maximum(hi, _F32(0)).astype(_F32)
         top = _F32(self.element.max_finite)  # 2^B − 1
         s = np.divide(np.subtract(hi, lo, dtype=_F32), top, dtype=_F32)
         s = np.where(s > 0, s, _F32(1.0)).astype(_F32)
