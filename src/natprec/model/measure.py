@@ -26,7 +26,7 @@ from natprec.reference.errors import InvalidParameterError, NatprecError
 from .checkpoint import SiteCheckpoint, fingerprint
 from .claim import claim_test
 from .deps import require_torch
-from .info import format_measures, tensor_measures
+from .info import format_measures_all, tensor_measures
 from .quantize import DEFAULT_FORMATS, parse_formats
 from .resolution import (
     STEPS_PER_OCTAVE,
@@ -346,7 +346,7 @@ def _measure_site(ctx: _SiteContext, site) -> tuple[dict, dict]:
         rec["upstream_replayed"] = list(runner.skip[site.name])
         t0 = time.perf_counter()
         rec["info"] = tensor_measures(x, is_weight=is_w, tier=tier)
-        rec["format_info"] = [format_measures(x, f, per_channel=is_w, max_elements=MAX_FORMAT_ELEMENTS) for f in ctx.fmts]
+        rec["format_info"] = format_measures_all(x, ctx.fmts, per_channel=is_w, max_elements=MAX_FORMAT_ELEMENTS)
         spent_s["info_s"] += time.perf_counter() - t0
 
         t0 = time.perf_counter()
