@@ -179,14 +179,15 @@ class SiteFormat:
         return e + (self.bits_per_element - e) * bsz * (-(-n // bsz)) / n
 
     def _reduce(self, x2: np.ndarray, per_channel: bool, op) -> np.ndarray:
-        """``op`` (np.maximum / np.minimum) over each scale group — a row (per_channel), the tensor, or ``group``
-        elements of a row — broadcast back to every element."""
+        """``op`` (np.maximum / np.minimum) over each scale group, broadcastable against ``x2``: one per row
+        (per_channel) or one for the tensor as a (rows, 1) or (1, 1) array; ``group`` elements of a row repeated
+        back to every element."""
         if self.group is not None:
             if not x2.size:
                 return x2
             r = op.reduceat(x2, np.arange(0, x2.shape[1], self.group), axis=1)
             return np.repeat(r, self.group, axis=1)[:, : x2.shape[1]]
-        return np.broadcast_to(op.reduce(x2, axis=1 if per_channel else None, keepdims=True), x2.shape)
+        return op.reduce(x2, axis=1 if per_channel else None, keepdims=True)
 
     def _scales(self, x2: np.ndarray, per_channel: bool) -> np.ndarray:
         """Symmetric: s = fl32(absmax/max code) per scale group, 1 for an all-zero group."""
@@ -251,7 +252,7 @@ class SiteFormat:
         elif self.element is not None:
             s = self._scales(x2, per_channel)
             codes = quantize(np.divide(x2, s, dtype=_F32), self.element, saturate=True)
-            out = np.multiply(dequantize(codes, self.element).astype(_F32), s, dtype=_F32)
+            out = np.multiply(dequantize(codes, self.element), s, dtype=_F32)  # the codeword rounded to float32, then · s
         else:
             out = dequantize(quantize(x2, self.block), self.block).astype(_F32)
         return _from_2d(out, x32.shape, per_channel, feature_axis)
