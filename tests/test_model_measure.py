@@ -289,7 +289,8 @@ def test_measure_and_report_files(tmp_path):
     paths = write_report(doc, tmp_path)
     assert paths["json"].is_file() and [p.name for p in paths["png"]] == list(PLOT_FILES)
     page = paths["html"].read_text()
-    assert page.count("data:image/png;base64,") == len(PLOT_FILES) + len(doc["sites"]) and "0.weight" in page
+    assert page.count("data:image/png;base64,") == len(PLOT_FILES) and "0.weight" in page
+    assert page.count("data:image/svg+xml;base64,") == len(doc["sites"])  # one drill-down per site
     # Drawn in one process or shared among forked ones: the same files, byte for byte.
     other = write_report(doc, tmp_path / "drawn-alone", workers=1 if doc["workers"] > 1 else 2)
     assert other["html"].read_bytes() == paths["html"].read_bytes()

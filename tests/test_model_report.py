@@ -191,3 +191,49 @@ def test_terminal_table_shows_its_columns_and_errors():
     assert "support" not in text[0] and set(TERMINAL_COLUMNS) <= set(TABLE_HEADERS)
     assert any("ERROR NaNInputError" in line for line in text)  # a failed site keeps its error
     assert format_table(doc, TABLE_HEADERS).splitlines()[2].split()[:2] == table_rows(doc)[0][:2]
+
+
+def _svg_points(el) -> list[tuple[float, float]]:
+    return [tuple(map(float, xy.split(","))) for xy in el.get("points").split()]
+
+
+@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE")
+def test_site_drill_down_svg_draws_the_sites_curves_on_its_axes():
+    """The drill-down (written as SVG, no matplotlib) holds the int curve on a log axis with ε, the uniform-step curve
+    with Δv, one margin line per format in the page's swatch colour; a non-finite point is left out, not drawn."""
+    import base64
+    import xml.etree.ElementTree as ET
+
+    from natprec.model.report import _hex, _site_svgs
+
+    doc = measure(tiny(), tolerance=1e-4, full_sweep=True, formats="int,nf4_absmax64", jacobian=False)
+    svgs = _site_svgs(doc, doc["sites"])
+    assert list(svgs) == [s["site"] for s in doc["sites"]]
+    ns = "{http://www.w3.org/2000/svg}"
+    for s in doc["sites"]:
+        root = ET.fromstring(base64.b64decode(svgs[s["site"]]))
+        texts = [t.text for t in root.iter(ns + "text")]
+        assert s["site"] in texts and f"need: b*_v = {s['forward']['b_star'] or '>8'}" in texts
+        lines = root.findall(ns + "polyline")
+        assert len(lines) == 2  # the int curve, the uniform-step curve
+        curve = sorted((int(b), max(v, 1e-12)) for b, v in s["forward"]["curve"].items())
+        pts = _svg_points(lines[0])
+        assert len(pts) == len(curve) == len(root.findall(ns + "circle"))
+        # x linear in b, y linear in log10 D (pixels grow downwards): one slope per axis fits every point.
+        bx = np.polyfit([b for b, _ in curve], [x for x, _ in pts], 1)
+        ly = np.polyfit(np.log10([v for _, v in curve]), [y for _, y in pts], 1)
+        assert bx[0] > 0 and ly[0] < 0
+        assert np.allclose(np.polyval(bx, [b for b, _ in curve]), [x for x, _ in pts], atol=0.06)
+        assert np.allclose(np.polyval(ly, np.log10([v for _, v in curve])), [y for _, y in pts], atol=0.06)
+        eps_y = np.polyval(ly, np.log10(1e-4))  # the dashed red ε line sits where the axis puts 1e-4
+        red = [p for p in root.iter(ns + "path") if p.get("stroke") == "red"]
+        assert len(red) == 2 and abs(float(red[0].get("d").split()[1].split("h")[0]) - eps_y) < 0.06
+        res = sorted((int(k), v) for k, v in s["resolution"]["curve"].items())
+        assert len(_svg_points(lines[1])) == len(res)
+        margins = [p.get("stroke") for p in root.iter(ns + "path") if p.get("stroke-width") == "0.9"]
+        assert margins == [_hex(i) for i in range(len(doc["formats"]))]
+    s = dict(doc["sites"][0], forward=dict(doc["sites"][0]["forward"]))
+    s["forward"]["curve"] = dict(s["forward"]["curve"], **{"2": float("inf")})
+    root = ET.fromstring(base64.b64decode(_site_svgs(doc, [s])[s["site"]]))
+    assert len(_svg_points(root.findall(ns + "polyline")[0])) == len(s["forward"]["curve"]) - 1
+    assert "inf" not in base64.b64decode(_site_svgs(doc, [s])[s["site"]]).decode()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -295,47 +294,138 @@ def _hex(i: int) -> str:
     return "#" + "".join(f"{round(255 * c):02x}" for c in plt.cm.tab20(i % 20)[:3])
 
 
-def _site_figures(doc: dict, sites: list) -> dict[str, str]:
-    """One small PNG per site of ``sites`` (base64): its int curve, its resolution curve, its margins per format.
+_SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+#: The drill-down's canvas (SVG user units = CSS pixels) and its three panels' plotting boxes.
+_SVG_W, _SVG_H = 900, 226
+_PANEL_X, _PANEL_W, _PANEL_TOP, _PANEL_BOTTOM = (64, 364, 664), 222, 48, 176
 
-    One figure is redrawn for every site (creating 75 figures costs several times more).
+
+def _decade(k: int) -> str:
+    return "1" if k == 0 else "10" if k == 1 else "10" + str(k).translate(_SUP)
+
+
+def _log_range(values) -> tuple[int, int]:
+    """Whole decades around the positive finite ``values`` (one decade at least)."""
+    e = [np.log10(v) for v in values if v > 0 and np.isfinite(v)]
+    if not e:
+        return 0, 1
+    lo, hi = int(np.floor(min(e))), int(np.ceil(max(e)))
+    return lo, max(hi, lo + 1)
+
+
+class _Panel:
+    """One plotting box of a drill-down: maps data to SVG coordinates and writes its elements."""
+
+    def __init__(self, n: int, x_range, y_range, x_log: bool, y_log: bool):
+        self.x0, self.parts = _PANEL_X[n], []
+        self.xr, self.yr, self.xl, self.yl = x_range, y_range, x_log, y_log
+
+    def x(self, v) -> float:
+        t = np.log10(v) if self.xl else v
+        return self.x0 + _PANEL_W * (t - self.xr[0]) / (self.xr[1] - self.xr[0])
+
+    def y(self, v) -> float:
+        t = np.log10(v) if self.yl else v
+        return _PANEL_BOTTOM - (_PANEL_BOTTOM - _PANEL_TOP) * (t - self.yr[0]) / (self.yr[1] - self.yr[0])
+
+    def add(self, s: str) -> None:
+        self.parts.append(s)
+
+    def frame(self, title: str, xlabel: str, ylabel: str, xticks, yticks) -> None:
+        """The box, the ticks with their labels (``[(value, label)]``, label "" for a bare tick) and the texts."""
+        esc, x1, cy = html.escape, self.x0 + _PANEL_W, (_PANEL_TOP + _PANEL_BOTTOM) / 2
+        self.add(f'<rect x="{self.x0}" y="{_PANEL_TOP}" width="{_PANEL_W}" height="{_PANEL_BOTTOM - _PANEL_TOP}" '
+                 'fill="none" stroke="#000" stroke-width="0.8"/>')
+        for v, label in xticks:
+            px = self.x(v)
+            self.add(f'<path d="M{px:.1f} {_PANEL_BOTTOM}v4" stroke="#000" stroke-width="0.8"/>')
+            if label:
+                self.add(f'<text x="{px:.1f}" y="{_PANEL_BOTTOM + 14}" text-anchor="middle">{esc(label)}</text>')
+        for v, label in yticks:
+            py = self.y(v)
+            self.add(f'<path d="M{self.x0} {py:.1f}h-4" stroke="#000" stroke-width="0.8"/>')
+            if label:
+                self.add(f'<text x="{self.x0 - 6}" y="{py + 3.5:.1f}" text-anchor="end">{esc(label)}</text>')
+        self.add(f'<text x="{(self.x0 + x1) / 2}" y="{_PANEL_TOP - 8}" text-anchor="middle" font-size="11">{esc(title)}</text>')
+        self.add(f'<text x="{(self.x0 + x1) / 2}" y="{_PANEL_BOTTOM + 30}" text-anchor="middle">{esc(xlabel)}</text>')
+        self.add(f'<text transform="translate({self.x0 - 44} {cy}) rotate(-90)" text-anchor="middle">{esc(ylabel)}</text>')
+
+    def hline(self, v, colour: str, dash: str = "") -> None:
+        d = f' stroke-dasharray="{dash}"' if dash else ""
+        self.add(f'<path d="M{self.x0} {self.y(v):.1f}h{_PANEL_W}" stroke="{colour}" stroke-width="1"{d}/>')
+
+    def vline(self, v, colour: str) -> None:
+        self.add(f'<path d="M{self.x(v):.1f} {_PANEL_TOP}V{_PANEL_BOTTOM}" stroke="{colour}" stroke-width="0.8"/>')
+
+    def curve(self, pts, colour: str, marker: str) -> None:
+        """A line through ``pts`` with a circle ("o") or square ("s") at each point."""
+        xy = [(self.x(a), self.y(b)) for a, b in pts]
+        self.add(f'<polyline points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in xy)}" fill="none" stroke="{colour}" '
+                 'stroke-width="1.5"/>')
+        for a, b in xy:
+            self.add(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{colour}"/>' if marker == "o" else
+                     f'<rect x="{a - 3:.1f}" y="{b - 3:.1f}" width="6" height="6" fill="{colour}"/>')
+
+
+def _log_ticks(lo: int, hi: int) -> list[tuple[float, str]]:
+    step = -(-(hi - lo) // 6)  # at most about six labelled decades
+    return [(10.0 ** k, _decade(k) if (k - lo) % step == 0 else "") for k in range(lo, hi + 1)]
+
+
+def _site_svg(doc: dict, s: dict, colours: dict[str, str]) -> str:
+    """DEF-OPERATIONAL-PRECISION-SITE — one site's drill-down as an SVG document: its int curve with ε, its
+    uniform-step curve with Δv, its margins per format (``colours[name]`` the line of format ``name``).
+
+    Written directly (no matplotlib): log axes span whole decades around the data and ε; non-finite points are left out.
     """
-    plt = require_matplotlib()
-    out = {}
-    fig, axes = plt.subplots(1, 3, figsize=(11, 2.6))
-    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.2, top=0.8, wspace=0.3)
-    centers = np.arange(len(MARGIN_BINS) - 1)
-    for s in sites:
-        for ax in axes:
-            ax.cla()
-        c = sorted((int(b), v) for b, v in s["forward"]["curve"].items())
-        axes[0].plot([b for b, _ in c], [max(v, 1e-12) for _, v in c], "o-")
-        axes[0].axhline(doc["tolerance"], color="red", ls="--", lw=1)
-        axes[0].set(yscale="log", xlabel="int bits b", ylabel=f"Δ→_v(b) ({doc['distortion']})",
-                    title=f"need: b*_v = {_bits_cell(s['forward']['b_star'])}")
-        res = s.get("resolution")
-        if res:
-            r = sorted((int(k), v) for k, v in res["curve"].items())
-            axes[1].plot([2 ** (k / STEPS_PER_OCTAVE) for k, _ in r], [max(v, 1e-12) for _, v in r], "s-")
-            axes[1].axhline(doc["tolerance"], color="red", ls="--", lw=1)
-            row = res["by_tolerance"][0]
-            if row["step"] is not None:
-                axes[1].axvline(row["step"], color="grey", lw=0.8)
-            axes[1].set(xscale="log", yscale="log", xlabel="uniform step Δ", ylabel="D",
-                        title=f"resolution Δv = {_g(row['step'])}, b_H = {_g(row['entropy_bits'], '.2f')}")
-        for i, fi in enumerate(s["format_info"]):
-            axes[2].step(centers, np.asarray(fi["margin_histogram"]) + 0.5, where="mid", lw=0.8, label=fi["format"],
-                         color=plt.cm.tab20(i % 20))
-        axes[2].set(yscale="log", xlabel="margin γ bin (log-spaced, 1e-6 … 10)", ylabel="elements (sampled)",
-                    title="margins per format")
-        for ax in axes:
-            ax.minorticks_off()  # log-axis minor ticks are most of the drawing time
-        fig.suptitle(s["site"], fontsize=9)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=60)
-        out[s["site"]] = base64.b64encode(buf.getvalue()).decode()
-    plt.close(fig)
-    return out
+    tol, panels = doc["tolerance"], []
+    c = [(int(b), max(v, 1e-12)) for b, v in sorted((int(b), v) for b, v in s["forward"]["curve"].items()) if np.isfinite(v)]
+    bits = [b for b, _ in c] or [0]
+    p = _Panel(0, (min(bits) - 0.5, max(bits) + 0.5), _log_range([v for _, v in c] + [tol]), False, True)
+    p.frame(f"need: b*_v = {_bits_cell(s['forward']['b_star'])}", "int bits b", f"Δ→_v(b) ({doc['distortion']})",
+            [(b, str(b)) for b in range(min(bits), max(bits) + 1)], _log_ticks(*p.yr))
+    p.hline(tol, "red", "4 3")
+    if c:
+        p.curve(c, "#1f77b4", "o")
+    panels.append(p)
+    res = s.get("resolution")
+    if res:
+        r = [(2 ** (int(k) / STEPS_PER_OCTAVE), max(v, 1e-12)) for k, v in sorted((int(k), v) for k, v in res["curve"].items())
+             if np.isfinite(v)]
+        row = res["by_tolerance"][0]
+        xs = [a for a, _ in r] + ([row["step"]] if row["step"] is not None else [])
+        p = _Panel(1, _log_range(xs), _log_range([v for _, v in r] + [tol]), True, True)
+        p.frame(f"resolution Δv = {_g(row['step'])}, b_H = {_g(row['entropy_bits'], '.2f')}", "uniform step Δ", "D",
+                _log_ticks(*p.xr), _log_ticks(*p.yr))
+        p.hline(tol, "red", "4 3")
+        if row["step"] is not None:
+            p.vline(row["step"], "grey")
+        if r:
+            p.curve(r, "#1f77b4", "s")
+        panels.append(p)
+    hists = [np.asarray(fi["margin_histogram"], dtype=float) + 0.5 for fi in s["format_info"]]
+    n = len(MARGIN_BINS) - 1
+    p = _Panel(2, (-0.5, n - 0.5), _log_range([h.max() for h in hists] + [0.5]), False, True)
+    # Bin i spans MARGIN_BINS[i] … MARGIN_BINS[i + 1]: edge j sits at j − 0.5; the decade edges are ticked.
+    edges = [(j - 0.5, int(round(np.log10(e)))) for j, e in enumerate(MARGIN_BINS) if e > 0 and
+             abs(np.log10(e) - round(np.log10(e))) < 1e-9]
+    p.frame("margins per format", "margin γ (codebook units; bin 0 from 0)", "elements (sampled)",
+            [(-0.5, "")] + [(x, _decade(k) if k % 2 == 0 else "") for x, k in edges], _log_ticks(*p.yr))
+    for fi, h in zip(s["format_info"], hists):
+        d = "".join(f"H{p.x(j + 0.5):.1f}" + (f"V{p.y(h[j + 1]):.1f}" if j + 1 < n else "") for j in range(n))
+        p.add(f'<path d="M{p.x(-0.5):.1f} {p.y(h[0]):.1f}{d}" fill="none" stroke="{colours[fi["format"]]}" '
+              'stroke-width="0.9"/>')
+    panels.append(p)
+    body = "".join(part for q in panels for part in q.parts)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{_SVG_W}" height="{_SVG_H}" viewBox="0 0 {_SVG_W} {_SVG_H}" '
+            f'font-family="sans-serif" font-size="10"><rect width="100%" height="100%" fill="#fff"/>'
+            f'<text x="{_SVG_W / 2}" y="16" text-anchor="middle" font-size="12">{html.escape(s["site"])}</text>{body}</svg>')
+
+
+def _site_svgs(doc: dict, sites: list) -> dict[str, str]:
+    """DEF-OPERATIONAL-PRECISION-SITE — one drill-down per site of ``sites`` (base64 SVG), coloured as the page's swatches."""
+    colours = {f["name"]: _hex(i) for i, f in enumerate(doc["formats"])}
+    return {s["site"]: base64.b64encode(_site_svg(doc, s, colours).encode()).decode() for s in sites}
 
 
 def _html(doc: dict, pngs: list[Path], site_pngs: dict[str, str]) -> str:
@@ -348,7 +438,7 @@ def _html(doc: dict, pngs: list[Path], site_pngs: dict[str, str]) -> str:
             return f'<td><a href="#{anchor[r[0]]}">{esc(c)}</a></td>'
         return f"<td>{esc(c)}</td>"
     body = "".join("<tr>" + "".join(cell(i, c, r) for i, c in enumerate(r)) + "</tr>" for r in table_rows(doc))
-    drill = "".join(f'<h3 id="{anchor[name]}">{esc(name)}</h3><img alt="{esc(name)}" src="data:image/png;base64,{b64}">'
+    drill = "".join(f'<h3 id="{anchor[name]}">{esc(name)}</h3><img alt="{esc(name)}" src="data:image/svg+xml;base64,{b64}">'
                     for name, b64 in site_pngs.items())
     if drill:  # the margin lines' colours, once for every site (a legend per figure doubles the drawing time)
         swatches = " ".join(f'<span style="color:{_hex(i)}">■ {esc(f["name"])}</span>' for i, f in enumerate(doc["formats"]))
@@ -420,17 +510,13 @@ def write_report(doc: dict, out_dir, *, plots: bool = True, workers: int | None 
 
 
 def _draw(doc: dict, out: Path, workers: int | None) -> tuple[list[Path], dict[str, str]]:
-    """The report's figures and the per-site drill-downs, in ``workers`` forked processes (default: the run's)."""
+    """The report's figures (in ``workers`` forked processes, default the run's) and the per-site drill-downs."""
     workers = doc.get("workers", 1) if workers is None else workers
     sites = [s for s in doc["sites"] if not s.get("error")]
     if workers <= 1 or len(sites) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return _plots(doc, out), _site_figures(doc, sites)
-    parts = [sites[i::workers] for i in range(workers)]  # every process draws a share of the sites, the first also the plots
+        return _plots(doc, out), _site_svgs(doc, sites)
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
         plots = pool.submit(_plots, doc, out)
-        shares = [pool.submit(_site_figures, doc, part) for part in parts]
-        drawn = {}
-        for f in shares:
-            drawn.update(f.result())
+        svgs = _site_svgs(doc, sites)
         pngs = plots.result()
-    return pngs, {s["site"]: drawn[s["site"]] for s in sites}
+    return pngs, svgs
