@@ -237,3 +237,20 @@ def test_site_drill_down_svg_draws_the_sites_curves_on_its_axes():
     root = ET.fromstring(base64.b64decode(_site_svgs(doc, [s])[s["site"]]))
     assert len(_svg_points(root.findall(ns + "polyline")[0])) == len(s["forward"]["curve"]) - 1
     assert "inf" not in base64.b64decode(_site_svgs(doc, [s])[s["site"]]).decode()
+
+
+@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE")
+def test_each_report_figure_is_drawn_once(tmp_path, monkeypatch):
+    """tight_layout's leftover layout engine made savefig draw every figure twice (and a tight bounding box does):
+    each figure is now laid out, then drawn once, into its file."""
+    import matplotlib.figure
+
+    from natprec.model.report import PLOT_FILES, _plots
+
+    doc = measure(tiny(), tolerance=1e-4, formats="int,nf4_absmax64", jacobian=False)
+    draws = []
+    real = matplotlib.figure.Figure.draw
+    monkeypatch.setattr(matplotlib.figure.Figure, "draw", lambda fig, renderer: draws.append(fig) or real(fig, renderer))
+    paths = _plots(doc, tmp_path)
+    assert [p.name for p in paths] == list(PLOT_FILES) and all(p.stat().st_size > 1000 for p in paths)
+    assert len(draws) == len(PLOT_FILES) == len(set(map(id, draws)))
