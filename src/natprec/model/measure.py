@@ -433,13 +433,18 @@ def _resolution(runner: Runner, site, x: np.ndarray, tolerances, b_stars: dict, 
         return forward_point(runner, site, UniformStep(k))["distortion"]
     rows = []
     for t in tolerances:
-        # First guess: the step whose rounding error (Δ²/12 per element) is the site MSE of the int-b point nearest ε,
-        # scaled as a distortion growing with that error would meet ε.  Per-channel int scales make the int step
-        # itself a poor guess for weights; their measured error is not.
+        # First guess: the step whose rounding error (Δ²/12 per element) is the site MSE at which the distortion meets
+        # ε — interpolated in logs between int-b*_v and int-(b*_v − 1) when both were measured (they bracket ε),
+        # else scaled from int-b*_v as a distortion growing with that error would.  Per-channel int scales make the
+        # int step itself a poor guess for weights; their measured error is not.
         b = b_stars[t] if b_stars[t] is not None else max(int_curve)
         if int_curve[b] > 0 and int_site_mse[b] > 0:
-            log2_step = (math.log2(12 * int_site_mse[b]) + math.log2(t) - math.log2(int_curve[b])) / 2  # logs: no overflow
-            start = round(STEPS_PER_OCTAVE * log2_step)  # the nearest grid step; the search clamps it to the window
+            slope = 1.0  # log MSE per log D: 1 where D grows as the error
+            if b - 1 in int_curve and int_curve[b - 1] > int_curve[b] and int_site_mse[b - 1] > int_site_mse[b]:
+                slope = ((math.log2(int_site_mse[b - 1]) - math.log2(int_site_mse[b]))
+                         / (math.log2(int_curve[b - 1]) - math.log2(int_curve[b])))
+            log2_mse = math.log2(int_site_mse[b]) + slope * (math.log2(t) - math.log2(int_curve[b]))  # logs: no overflow
+            start = round(STEPS_PER_OCTAVE * (math.log2(12) + log2_mse) / 2)  # the nearest grid step; the search clamps it
         else:
             start = step_index_above(amax / ((1 << (b - 1)) - 1)) - 1
         k = resolution_search(delta_at, start, window, t, seen)
