@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -263,7 +264,7 @@ def jacobian_proxy(runner: Runner, site: Site, fmt: SiteFormat, b: int = 0, actu
     z = runner.site_tensor(site, b).float()
     zq = torch.from_numpy(fmt.quantize_dequantize(z.cpu().numpy(), per_channel=site.kind == "weight",
                                                  feature_axis=site.feature_axis)).to(z.device)
-    with torch.no_grad(), runner.replay(site, b), fwad.dual_level(), _one_tangent_linear()():
+    with torch.no_grad(), runner.replay(site, b), fwad.dual_level(), _one_tangent_linear()(_linear_primals(runner, b)):
         dual = fwad.make_dual(z, zq - z)
         if site.kind == "weight":
             pname = f"{site.module}.{site.param}" if site.module else site.param
@@ -286,12 +287,42 @@ def jacobian_proxy(runner: Runner, site: Site, fmt: SiteFormat, b: int = 0, actu
             "ratio": float(e.mean() / a.mean()) if float(a.mean()) > 0 else math.nan}
 
 
+#: Runner → {batch: {(weight, bias) storage: [(input, output) of each linear call of that batch's float32 run]}}.
+_PRIMALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _linear_primals(runner: Runner, b: int) -> dict:
+    """The inputs and outputs of every ``nn.Linear`` call in batch ``b``'s float32 run (recorded once per runner and
+    batch): a tangent pass through the float32 rest of the model computes these primals again, bit for bit."""
+    torch = runner.torch
+    per_batch = _PRIMALS.setdefault(runner, {})
+    if b not in per_batch:
+        calls: dict = {}
+
+        def keep(m, args, out):
+            calls.setdefault(_linear_key(m.weight, m.bias), []).append((args[0].detach().clone(), out.detach().clone()))
+        hooks = [m.register_forward_hook(keep) for m in runner.model.modules() if isinstance(m, torch.nn.Linear)]
+        try:
+            with torch.no_grad():
+                runner._run(b)
+        finally:
+            for h in hooks:
+                h.remove()
+        per_batch[b] = calls
+    return per_batch[b]
+
+
+def _linear_key(weight, bias) -> tuple:
+    return (weight.data_ptr(), tuple(weight.shape), None if bias is None else bias.data_ptr())
+
+
 @functools.cache
 def _one_tangent_linear():
     """The class of a torch function mode in which a linear or convolution layer whose input or weight alone
     carries a tangent computes only that product.  torch's forward-AD rule also multiplies the other operand by
-    its (zero) tangent at full cost: a third of the proxy's time on all-MiniLM-L6-v2.  The tangent values are
-    torch's own (tests compare them)."""
+    its (zero) tangent at full cost: a third of the proxy's time on all-MiniLM-L6-v2.  A linear layer whose primal
+    input is one of ``primals``' float32 inputs for its weight (compared element for element) takes that call's
+    output as its primal instead of computing it again.  The tangent values are torch's own (tests compare them)."""
     torch = require_torch()
     import torch.autograd.forward_ad as fwad
     from torch.overrides import TorchFunctionMode
@@ -301,6 +332,10 @@ def _one_tangent_linear():
     params = {fn.linear: ("input", "weight", "bias"), fn.conv1d: conv, fn.conv2d: conv, fn.conv3d: conv}
 
     class OneTangentLinear(TorchFunctionMode):
+        def __init__(self, primals: dict | None = None):
+            super().__init__()
+            self.primals = {} if primals is None else primals
+
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             if func in params:
@@ -310,7 +345,13 @@ def _one_tangent_linear():
                 bp, bt = (None, None) if a.get("bias") is None else fwad.unpack_dual(a["bias"])
                 if bt is None and (xt is None) != (wt is None):
                     tangent = func(**(a | {"input": xp if xt is None else xt, "weight": wp if wt is None else wt, "bias": None}))
-                    return fwad.make_dual(func(**(a | {"input": xp, "weight": wp, "bias": bp})), tangent)
+                    primal = None
+                    if func is fn.linear and wt is None:
+                        primal = next((out for x0, out in self.primals.get(_linear_key(wp, bp), ())
+                                       if x0.shape == xp.shape and torch.equal(x0, xp)), None)
+                    if primal is None:
+                        primal = func(**(a | {"input": xp, "weight": wp, "bias": bp}))
+                    return fwad.make_dual(primal, tangent)
             return func(*args, **kwargs)
 
     return OneTangentLinear
