@@ -256,8 +256,8 @@ def test_jacobian_proxy_is_exact_for_a_linear_downstream():
 
 @pytest.mark.spec("DEF-JACOBIAN-PROXY")
 def test_jacobian_proxy_reuses_the_point_and_skips_only_zero_products(monkeypatch):
-    """``actual`` from forward_point's batch-0 output is the run it replaces; the one-tangent linear rule gives the
-    tangent torch's own forward-AD rule gives (the mode switched off)."""
+    """``actual`` from forward_point's batch-0 output is the run it replaces; the one-tangent linear rule, with the
+    recorded float32 primals, gives the tangent torch's own forward-AD rule gives (the mode switched off)."""
     import contextlib
 
     sens = sys.modules["natprec.model.sensitivity"]
@@ -273,6 +273,15 @@ def test_jacobian_proxy_reuses_the_point_and_skips_only_zero_products(monkeypatc
         assert fast[s.name] == jacobian_proxy(r, s, fmt)
     monkeypatch.setattr(sens, "_one_tangent_linear", lambda: contextlib.nullcontext)
     assert {s.name: jacobian_proxy(r, s, fmt) for s in sites} == fast
+    # Blocks replayed whole (their linears never run) at the deepest site, yet every linear call is recorded.
+    torch.manual_seed(0)
+    block = lambda n: torch.nn.Sequential(torch.nn.Linear(n, 16), torch.nn.Tanh())  # noqa: E731
+    nested = MeasuredModel(model=torch.nn.Sequential(block(8), block(16), torch.nn.Linear(16, 4)), batches=mm.batches)
+    r = Runner(nested, find_sites(nested.model))
+    assert r.skip["2:input"] == ("0", "1")
+    monkeypatch.undo()
+    jacobian_proxy(r, by_name(r.sites, "2:input"), fmt)
+    assert len(sens._PRIMALS[r][0]) == 3
 
 
 @pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE", "THM-MONOTONE-SEARCH")

@@ -264,7 +264,8 @@ def jacobian_proxy(runner: Runner, site: Site, fmt: SiteFormat, b: int = 0, actu
     z = runner.site_tensor(site, b).float()
     zq = torch.from_numpy(fmt.quantize_dequantize(z.cpu().numpy(), per_channel=site.kind == "weight",
                                                  feature_axis=site.feature_axis)).to(z.device)
-    with torch.no_grad(), runner.replay(site, b), fwad.dual_level(), _one_tangent_linear()(_linear_primals(runner, b)):
+    primals = _linear_primals(runner, b)  # before the upstream is replayed: every linear call of the batch
+    with torch.no_grad(), runner.replay(site, b), fwad.dual_level(), _one_tangent_linear()(primals):
         dual = fwad.make_dual(z, zq - z)
         if site.kind == "weight":
             pname = f"{site.module}.{site.param}" if site.module else site.param
@@ -304,7 +305,7 @@ def _linear_primals(runner: Runner, b: int) -> dict:
         hooks = [m.register_forward_hook(keep) for m in runner.model.modules() if isinstance(m, torch.nn.Linear)]
         try:
             with torch.no_grad():
-                runner._run(b)
+                call_model(runner.model, runner.mm.batches[b])
         finally:
             for h in hooks:
                 h.remove()
