@@ -684,25 +684,3 @@ def test_report_factory_that_raises_is_named(capsys, tmp_path, monkeypatch):
     rc, out, err = run(capsys, "report", "bad_import:make", "--out", str(tmp_path / "o"))
     assert rc == 2 and "cannot import the factory (ModuleNotFoundError" in err
 
-
-@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE")
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
-def test_the_command_keeps_freed_memory_for_reuse():
-    """After ``main`` a freed 64 MiB array's pages are reused without a page fault (glibc would hand them back to the
-    system and fault them in again: a measurement does that for every forward point)."""
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        pytest.skip("not glibc")
-    code = """
-import contextlib, io, resource, numpy as np
-from natprec.cli import main
-with contextlib.redirect_stdout(io.StringIO()):
-    main(["formats"])
-a = np.ones(1 << 23); del a
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-a = np.ones(1 << 23)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-    faults = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-    assert faults < 32  # 64 MiB in 2 MiB huge pages would be 32 faults; in 4 KiB pages 16384

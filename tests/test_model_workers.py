@@ -1,8 +1,10 @@
-"""Parallel site workers (spec/11 DEF-OPERATIONAL-PRECISION-SITE, "Parallel sites"): the same document for any
-worker count, named errors for bad counts and dead workers, the Jacobian proxy reported at all sites or none."""
+"""Parallel site workers (spec/11 DEF-OPERATIONAL-PRECISION-SITE, "Parallel sites", "Freed memory"): the same
+document for any worker count, named errors for bad counts and dead workers, the Jacobian proxy reported at all
+sites or none, and the command's processes reusing freed memory."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -79,3 +81,26 @@ def test_jacobian_unavailable_at_one_site_is_reported_at_none(monkeypatch):
         doc = measure(tiny(), formats="int4,int8", workers=workers)
         assert not any("jacobian" in s or "jacobian_unavailable" in s for s in doc["sites"])
         assert any(n.endswith("no forward AD for this op") for n in doc["notes"])
+
+
+@pytest.mark.spec("DEF-OPERATIONAL-PRECISION-SITE")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+def test_the_command_keeps_freed_memory_for_reuse():
+    """After ``main`` a freed 64 MiB array's pages are reused without a page fault (glibc would hand them back to the
+    system and fault them in again: a measurement does that for every forward point)."""
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    code = """
+import contextlib, io, resource, numpy as np
+from natprec.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["formats"])
+a = np.ones(1 << 23); del a
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+a = np.ones(1 << 23)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    faults = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert faults < 32  # 64 MiB in 2 MiB huge pages would be 32 faults; in 4 KiB pages 16384

@@ -120,14 +120,7 @@ _MAX_FINITE_BITS = np.uint32(0x7F7FFFFF)  # float32 bits above this (cleared sig
 
 def _by_groups(a2: np.ndarray, size: int, op) -> np.ndarray:
     """``op`` over each run of ``size`` columns of every row of ``a2`` (the last run of a row partial): (rows, ⌈n/size⌉)."""
-    rows, n = a2.shape
-    full = n - n % size
-    parts = []
-    if full:
-        parts.append(op.reduce(a2[:, :full].reshape(rows, full // size, size), axis=2))
-    if full < n:
-        parts.append(op.reduce(a2[:, full:], axis=1)[:, None])
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    return op.reduceat(a2, np.arange(0, a2.shape[1], size), axis=1)
 
 
 class _SampledSite:
