@@ -36,6 +36,7 @@ from natprec.model import (  # noqa: E402
     monotonicity_violations,
     per_sample_distortion,
     precision_from_curve,
+    scout_point,
     select_sites,
     site_format,
 )
@@ -156,6 +157,25 @@ def test_forward_point_equals_hand_computation():
         assert pt["amplification"] == pytest.approx(pt["output_mse"] / site_mse, rel=1e-12)
 
 
+@pytest.mark.spec("DEF-FORWARD-SENSITIVITY")
+def test_a_scout_is_batch_0_and_forward_point_continues_it_bit_for_bit():
+    mm = tiny()
+    sites = find_sites(mm.model)
+    r = Runner(mm, sites)
+    for name in ("2.weight", "2:input"):
+        site, fmt = by_name(sites, name), site_format("int3")
+        plain, outs = forward_point(r, site, fmt), {}
+        scout = scout_point(r, site, fmt)
+        ref = {}
+        forward_point(r, site, fmt, ref)
+        assert scout.distortion == float(per_sample_distortion("mse", r.reference[0], ref[0]).mean())
+        assert forward_point(r, site, fmt, outs, scout=scout) == plain and torch.equal(outs[0], ref[0])
+        with pytest.raises(InvalidParameterError, match="already continued"):
+            forward_point(r, site, fmt, scout=scout)
+        with pytest.raises(InvalidParameterError, match="cannot continue as int4"):
+            forward_point(r, site, site_format("int4"), scout=scout_point(r, site, fmt))
+
+
 @pytest.mark.spec("DEF-TASK-DISTORTION")
 def test_distortions_against_formulas():
     a = torch.tensor([[1.0, 0.0, 2.0], [0.5, 0.5, -1.0]])
@@ -195,6 +215,11 @@ def test_bisection_equals_definition_on_monotone_curves():
         b, seen = monotone_search(law.__getitem__, bits, eps, predict=int_step_law)
         assert b == answer and len(seen) == (2 if answer in (2, 5, 6, None) else 3)
         assert len(monotone_search(law.__getitem__, bits, eps)[1]) == 3
+        # With a right estimate of Δ(5) the first probe is placed too: 2 evaluations, 1 at an end.
+        b, seen = monotone_search(law.__getitem__, bits, eps, predict=int_step_law, estimate={5: law[5]})
+        assert b == answer and len(seen) == (1 if answer in (2, None) else 2)
+        # An estimate 100× off costs evaluations, never the answer.
+        assert monotone_search(law.__getitem__, bits, eps, predict=int_step_law, estimate={5: law[5] * 100})[0] == answer
     wide = list(range(2, 17))  # 15 widths: ⌈log2 16⌉ = 4 evaluations, + 2 with any predictor
     for cut in range(len(wide) + 1):
         step = {b: float(i < cut) for i, b in enumerate(wide)}

@@ -58,10 +58,10 @@ def test_a_worker_that_dies_is_a_named_error_not_a_hang(monkeypatch):
     parent = os.getpid()
     real = mmod.forward_point
 
-    def dying(runner, site, fmt, outputs=None):
+    def dying(runner, site, fmt, outputs=None, scout=None):
         if os.getpid() != parent:
             os._exit(3)
-        return real(runner, site, fmt, outputs)
+        return real(runner, site, fmt, outputs, scout=scout)
     monkeypatch.setattr(mmod, "forward_point", dying)
     with pytest.raises(mmod.NatprecError, match="worker process died"):
         measure(tiny(), formats="int4,int8", jacobian=False, workers=2)

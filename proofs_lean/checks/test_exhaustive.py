@@ -188,12 +188,15 @@ def test_erasure_bounds_over_every_small_tensor():
 @pytest.mark.spec("THM-MONOTONE-SEARCH")
 def test_bisection_equals_the_sweep_on_every_small_monotone_curve():
     """All curves Δ: {2..8} → {0..3}, ε ∈ {−1, …, 3}, the search alone and with each predictor (the int step law and
-    every constant answer, right or wrong, including "none passes"): on the nonincreasing curves the answer is the
-    linear minimum within ⌈log2 8⌉ = 3 evaluations, 4 with a predictor (the general bound, +2, is not reached at 7
-    widths); on every curve it is a measured pass next to a measured fail (or an end); the violation list is empty
-    exactly on the nonincreasing ones."""
+    every constant answer, right or wrong, including "none passes"), the law also from every estimate of Δ(5) in
+    0..3 and the constants with one: on the nonincreasing curves the answer is the linear minimum within
+    ⌈log2 8⌉ = 3 evaluations, 4 with a predictor (the bound +2 is not reached at 7 widths), 6 with an estimate too
+    (the bound +3 is: three wrongly placed probes); on every curve it is a measured pass next to a measured fail (or
+    an end); the violation list is empty exactly on the nonincreasing ones."""
     bits = list(range(2, 9))
-    predictors = [None, int_step_law] + [lambda known, tol, c=c: c for c in (*bits, None)]
+    constants = [lambda known, tol, c=c: c for c in (*bits, None)]
+    searches = [(None, None, 3), (int_step_law, None, 4)] + [(p, None, 4) for p in constants]
+    searches += [(int_step_law, {5: v}, 6) for v in range(4)] + [(p, {5: 0}, 6) for p in constants]
     monotone = 0
     for vals in itertools.product(range(4), repeat=len(bits)):
         curve = dict(zip(bits, vals, strict=True))
@@ -202,15 +205,15 @@ def test_bisection_equals_the_sweep_on_every_small_monotone_curve():
         monotone += nonincreasing
         for tol in (-1, 0, 1, 2, 3):
             truth = precision_from_curve(curve, tol)
-            for predict in predictors:
-                best, seen = monotone_search(curve.__getitem__, bits, tol, predict=predict)
+            for predict, estimate, most in searches:
+                best, seen = monotone_search(curve.__getitem__, bits, tol, predict=predict, estimate=estimate)
                 if best is None:
                     assert seen[bits[-1]] > tol
                 else:
                     assert seen[best] <= tol and (best == bits[0] or seen[best - 1] > tol)
                 if nonincreasing:
                     assert best == truth
-                    assert len(seen) <= (3 if predict is None else 4)
+                    assert len(seen) <= most
     assert monotone == math.comb(len(bits) + 3, 3)
 
 

@@ -28,6 +28,7 @@ from .sensitivity import (
     monotone_search,
     monotonicity_violations,
     precision_from_curve,
+    scout_point,
 )
 from .sites import (
     DEFAULT_MODULE_KINDS,
@@ -47,7 +48,7 @@ __all__ = [
     "calibration_sentences", "load_model", "sentence_embedding_model",
     "DEFAULT_FORMATS", "INT_BITS", "SiteFormat", "integer_format", "parse_formats", "site_format",
     "MeasuredModel", "Runner",
-    "backward_sensitivity", "dual_precision", "forward_point", "gradients", "jacobian_proxy",
+    "backward_sensitivity", "dual_precision", "forward_point", "gradients", "jacobian_proxy", "scout_point",
     "int_step_law", "monotone_search", "monotonicity_violations", "precision_from_curve",
     "DEFAULT_MODULE_KINDS", "MODULE_KINDS", "Site", "coverage", "default_module_types", "feature_axis_of", "find_sites",
     "module_types_of", "select_sites",

@@ -48,6 +48,7 @@ from .sensitivity import (
     monotone_search,
     monotonicity_violations,
     precision_from_curve,
+    scout_point,
 )
 from .sites import coverage, find_sites, select_sites
 from .summary import summary
@@ -351,20 +352,26 @@ def _measure_site(ctx: _SiteContext, site) -> tuple[dict, dict]:
 
         t0 = time.perf_counter()
         points, batch0 = {}, {}  # batch0: int point → its batch-0 output, the Jacobian proxy's "actual"
+        bits = sorted(ctx.by_bits)
+        scout = None
+        if not ctx.full_sweep:  # batch 0 alone at bisection's first probe: its Δ places the first probe too
+            scout = scout_point(runner, site, ctx.by_bits[bits[len(bits) // 2]])
 
         def delta_at(b):
             outputs = {}
-            points[f"int{b}"] = forward_point(runner, site, ctx.by_bits[b], outputs)
+            f = ctx.by_bits[b]
+            points[f"int{b}"] = forward_point(runner, site, f, outputs, scout=scout if scout and scout.format == f.name else None)
             batch0[b] = outputs[0]
             return points[f"int{b}"]["distortion"]
-        bits = sorted(ctx.by_bits)
         if ctx.full_sweep:
             full = {b: delta_at(b) for b in bits}
             b_stars = {t: precision_from_curve(full, t) for t in tolerances}
             b_search = monotone_search(full.__getitem__, bits, tolerance, predict=int_step_law)[0]  # the search's answer alone
         else:
             known = {}  # the claim's other tolerances reuse every point already measured
-            b_stars = {t: monotone_search(delta_at, bits, t, predict=int_step_law, known=known)[0] for t in tolerances}
+            estimate = {bits[len(bits) // 2]: scout.distortion} if math.isfinite(scout.distortion) else None
+            b_stars = {t: monotone_search(delta_at, bits, t, predict=int_step_law, known=known, estimate=estimate)[0]
+                       for t in tolerances}
             b_search = b_stars[tolerance]
         b_star = b_stars[tolerance]
         curve = {int(k[3:]): v["distortion"] for k, v in points.items()}
