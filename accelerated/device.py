@@ -126,7 +126,7 @@ class CudaBackend:
         self.fsupr.prepare("PiIP")
         self._partial = None
         self.fblk = self.mods["block"].get_function("np_block_quantize32")
-        self.fblk.prepare("PiqqqiPqPPIIIIIidPqPPPPP")
+        self.fblk.prepare("PiqqqiiPqPPIIIIIidPqPPPPP")
         self.famax = self.mods["block"].get_function("np_tensor_amax")
         self.famax.prepare("PiqP")
         self.fnv = self.mods["block"].get_function("np_nvfp4_scales")
@@ -276,7 +276,7 @@ class CudaBackend:
             return int(d.gpudata)
 
         self.fblk.prepared_call(
-            self._grid(total), (self.BLOCK, 1, 1), int(dx.gpudata), 2, rows, ncols, bp.block, bp.family,
+            self._grid(total), (self.BLOCK, 1, 1), int(dx.gpudata), 2, rows, ncols, bp.block, bp.family, int(bp.flat),
             up(el.u) if bp.u64 is None else 0, el.u.size, up(bp.u64), up(el.enc), el.flags, el.zero_code, el.sign_code,
             el.nan_code, el.code_mask, bp.emax_elem, bp.max_finite, up(bp.us), 0 if bp.us is None else bp.us.size,
             up(bp.encs), up(bp.vs), 0 if dt3 is None else int(dt3.gpudata), int(dcodes.gpudata), int(dscales.gpudata))

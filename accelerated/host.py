@@ -53,7 +53,7 @@ class HostBackend:
         self.lib.hh_nvfp4_scales.argtypes = [u32, P]
         self.lib.hh_census_blocks.argtypes = [P, P, q, q, q, u32, i, P, P, P, P, P]
         self.lib.hh_census_blocks.restype = q
-        self.lib.hh_block_quantize.argtypes = [i, P, q, q, q, i, P, q, P, P, u32, u32, u32, u32, u32, i, d, P, q, P,
+        self.lib.hh_block_quantize.argtypes = [i, P, q, q, q, i, i, P, q, P, P, u32, u32, u32, u32, u32, i, d, P, q, P,
                                                P, P, P, P]
 
     @staticmethod
@@ -116,7 +116,7 @@ class HostBackend:
             self.lib.hh_nvfp4_scales(self.lib.hh_tensor_amax(2, x.ctypes.data, x.size), t3.ctypes.data)
         el = bp.el
         self.lib.hh_block_quantize(
-            2, x.ctypes.data, rows, ncols, bp.block, bp.family, el.u.ctypes.data if bp.u64 is None else None, el.u.size,
+            2, x.ctypes.data, rows, ncols, bp.block, bp.family, int(bp.flat), el.u.ctypes.data if bp.u64 is None else None, el.u.size,
             self._p(bp.u64), el.enc.ctypes.data, el.flags, el.zero_code, el.sign_code, el.nan_code, el.code_mask,
             bp.emax_elem, bp.max_finite, self._p(bp.us), 0 if bp.us is None else bp.us.size, self._p(bp.encs),
             self._p(bp.vs), self._p(t3), codes.ctypes.data, scales.ctypes.data)

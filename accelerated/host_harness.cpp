@@ -136,7 +136,7 @@ void hh_nvfp4_scales(uint32_t amax_bits, float* tensor3) {
   tensor3[2] = t.factor;
 }
 
-void hh_block_quantize(int kind, const void* x, np_i64 rows, np_i64 ncols, np_i64 bs, int family,
+void hh_block_quantize(int kind, const void* x, np_i64 rows, np_i64 ncols, np_i64 bs, int family, int flat,
                        const float* u, np_i64 nu, const double* u64, const uint16_t* enc, uint32_t flags,
                        uint32_t zero_code, uint32_t sign_code, uint32_t nan_code, uint32_t code_mask,
                        int emax_elem, double max_finite, const float* us, np_i64 nus, const uint16_t* encs,
@@ -164,6 +164,7 @@ void hh_block_quantize(int kind, const void* x, np_i64 rows, np_i64 ncols, np_i6
   p.t.s_enc = tensor3 ? tensor3[0] : 1.0f;
   p.t.s_dec = tensor3 ? tensor3[1] : 1.0f;
   p.t.factor = tensor3 ? tensor3[2] : 1.0f;
+  p.divide_below = flat ? bs : 0;
   const np_i64 nb = (ncols + bs - 1) / bs;
   for (np_i64 j = 0; j < rows * nb; ++j) {
     np_i64 start, len;

@@ -118,6 +118,7 @@ class BlockPlan:
     encs: np.ndarray | None  # NVFP4: its encodings (uint16)
     vs: np.ndarray | None  # NVFP4: its values (float64, exact in float32)
     scale_dtype: np.dtype  # dtype of the stored scales: float32 (absmax) or the scale code dtype
+    flat: bool = False  # DEF-BLOCK-LAYOUT layout="flat" (absmax): launched as one row, the partial last block divided
 
 
 def block_plan(plan: ref.BlockInputPlan) -> BlockPlan:
@@ -142,4 +143,4 @@ def block_plan(plan: ref.BlockInputPlan) -> BlockPlan:
         vs = np.ascontiguousarray(sf.codebook.values, dtype=np.float64)
     else:  # pragma: no cover - the reference has no other block family
         raise TypeError(f"no block kernel for {type(f).__name__}")
-    return BlockPlan(fam, int(f.block_size), el, u64, emax, mf, us, encs, vs, sdt)
+    return BlockPlan(fam, int(f.block_size), el, u64, emax, mf, us, encs, vs, sdt, f.layout == "flat")

@@ -39,8 +39,6 @@ __all__ = [
 HOST_PATHS = {
     "float64 input": "no float64 kernels yet: the reference runs on the host",
     "block formats": "block-format dequantize and margins: the reference runs on the host (block quantize runs on the device)",
-    "flat layout": "block quantize with layout='flat' (bitsandbytes' blocks of the flattened tensor): no kernel yet, the "
-                   "reference runs on the host",
     "codebook": "codebooks with encodings >= 2**16 or |values| >= 2**1000: the reference runs on the host",
     "support of float32/float64": "support of float64 input, or of 2**32 or more float32 elements: the reference's sort on the host",
     "NaN result": "min_voronoi_margin with nan_policy='propagate' met a NaN: the result is NaN, nothing to launch",
@@ -80,9 +78,6 @@ def quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_pol
     """DEF-QUANTIZE / DEF-FORMAT-ELEMENT — as ``natprec.reference.quantize``."""
     f = ref.resolve_format(fmt)  # prepare's first step: an unknown format raises here as there
     if not isinstance(f, ref.ElementFormat):
-        if f.layout != "last_axis":  # DEF-BLOCK-LAYOUT: the kernel blocks the last axis
-            return _host("flat layout", ref.execute_quantize,
-                         ref.prepare_quantize(x, f, tie=tie, saturate=saturate, nan_policy=nan_policy))
         return _block_quantize(ref.prepare_block_input(x, f, tie=tie, saturate=saturate, nan_policy=nan_policy))
     plan = ref.prepare_quantize(x, f, tie=tie, saturate=saturate, nan_policy=nan_policy)
     reason = _element_reason(plan.format, plan.x)
@@ -97,17 +92,23 @@ def quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None, nan_pol
 
 
 def _block_quantize(plan: ref.BlockInputPlan) -> ref.BlockQuantized:
-    """DEF-FORMAT-BLOCK-ABSMAX / DEF-FORMAT-MX / DEF-FORMAT-NVFP4 — scales and codes on the device from a checked input."""
+    """DEF-FORMAT-BLOCK-ABSMAX / DEF-FORMAT-MX / DEF-FORMAT-NVFP4 / DEF-BLOCK-LAYOUT — scales and codes on the device from a
+    checked input.  The last-axis layout is launched as (rows, last axis); the flat layout as one row of all n elements
+    (its only partial block, the last, divided: ``BlockPlan.flat``), with ⌈n/B⌉ scales."""
     f, shape = plan.format, tuple(plan.shape)
     bp = block_plan(plan)
-    rows, ncols = (1, 1) if shape == () else (int(np.prod(shape[:-1], dtype=np.int64)), int(shape[-1]))
+    if bp.flat or shape == ():
+        rows, ncols = 1, int(plan.x32.size)
+    else:
+        rows, ncols = int(np.prod(shape[:-1], dtype=np.int64)), int(shape[-1])
     _on_device()
     codes, words, t3 = current_backend().block_quantize(plan.x32, rows, ncols, bp)
     nb = -(-ncols // bp.block)
     scales = words.view(np.float32) if bp.family == ABSMAX else words.astype(bp.scale_dtype)
-    scales = scales.reshape(shape[:-1] + (nb,) if shape else (1,))
+    scales = scales.reshape((nb,) if bp.flat else shape[:-1] + (nb,) if shape else (1,))
     ts = np.float32(t3[1]) if bp.family == NVFP4 else None
-    return ref.BlockQuantized(f.name, codes.astype(f.element.code_dtype).reshape(shape), scales, ts, shape, f.block_size)
+    return ref.BlockQuantized(f.name, codes.astype(f.element.code_dtype).reshape(shape), scales, ts, shape, f.block_size,
+                              f.layout)
 
 
 def dequantize(q, fmt) -> np.ndarray:

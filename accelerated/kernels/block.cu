@@ -1,7 +1,9 @@
 // Block formats (DEF-FORMAT-BLOCK-ABSMAX, DEF-FORMAT-MX, DEF-FORMAT-NVFP4): per-block scales and
 // element codes.  Blocks run along the last axis of a (rows x ncols) array, the last block of a
-// row partial (as the reference's zero padding: zeros never raise a block's max).  One thread
-// per block runs np_block_quantize_one (natprec_scalar.cuh), the function the host harness runs.
+// row partial (as the reference's zero padding: zeros never raise a block's max).  The flat
+// layout (DEF-BLOCK-LAYOUT, absmax only) is launched as rows = 1, ncols = n with `flat` set: its
+// partial last block is normalised by division, as bitsandbytes (np_block_params.divide_below).
+// One thread per block runs np_block_quantize_one (natprec_scalar.cuh), the function the host harness runs.
 // NVFP4 first needs the tensor's max |x|: np_tensor_amax (an atomicMax on the float bits, which
 // order as unsigned integers for non-negative floats), then np_nvfp4_scales (one thread).
 #include "natprec_scalar.cuh"
@@ -22,9 +24,10 @@ __device__ __forceinline__ void np_block_body(const B* __restrict__ x, int kind,
 
 #define NP_BLOCK_ENTRY(NAME, B)                                                                   \
   extern "C" __global__ void NAME(                                                              \
-      const B* x, int kind, np_i64 rows, np_i64 ncols, np_i64 bs, int family, const float* u,    \
-      np_i64 nu, const double* u64, const uint16_t* enc, uint32_t flags, uint32_t zero_code,      \
-      uint32_t sign_code, uint32_t nan_code, uint32_t code_mask, int emax_elem, double max_finite, \
+      const B* x, int kind, np_i64 rows, np_i64 ncols, np_i64 bs, int family, int flat,          \
+      const float* u, np_i64 nu, const double* u64, const uint16_t* enc, uint32_t flags,         \
+      uint32_t zero_code, uint32_t sign_code, uint32_t nan_code, uint32_t code_mask,             \
+      int emax_elem, double max_finite,                                                          \
       const float* us, np_i64 nus, const uint16_t* encs, const double* vs, const float* tensor3,   \
       uint16_t* codes, uint32_t* scales) {                                                        \
     __shared__ float s_pad[NP_CC];                                                              \
@@ -51,6 +54,7 @@ __device__ __forceinline__ void np_block_body(const B* __restrict__ x, int kind,
     p.t.s_enc = tensor3 ? tensor3[0] : 1.0f;                                                    \
     p.t.s_dec = tensor3 ? tensor3[1] : 1.0f;                                                    \
     p.t.factor = tensor3 ? tensor3[2] : 1.0f;                                                   \
+    p.divide_below = flat ? bs : 0;                                                             \
     np_block_body<B>(x, kind, rows, ncols, bs, p, codes, scales);                               \
   }
 

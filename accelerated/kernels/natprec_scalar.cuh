@@ -528,10 +528,15 @@ struct np_block_params {
   const uint16_t* encs;
   const double* vs;
   np_nvfp4_tensor t;
+  // absmax, DEF-BLOCK-LAYOUT: a block shorter than this is normalised by division, y = fl32(x / s) —
+  // the flat layout's partial last block, as bitsandbytes (the block size there; 0 in the last-axis
+  // layout, whose partial blocks multiply as its full ones)
+  np_i64 divide_below;
 };
 
 // Block j of a (rows x ncols) array in blocks of bs along the last axis (nb blocks per row):
-// its first element's flat index and its length (the last block of a row may be partial).
+// its first element's flat index and its length (the last block of a row may be partial).  The
+// flat layout (DEF-BLOCK-LAYOUT) is rows = 1, ncols = n: its last block has n mod bs elements.
 NP_HD void np_block_span(np_i64 j, np_i64 nb, np_i64 ncols, np_i64 bs, np_i64* start, np_i64* len) {
   const np_i64 r = j / nb, b = j - r * nb;
   *start = r * ncols + b * bs;
@@ -561,10 +566,11 @@ NP_HD uint32_t np_block_quantize_one(int kind, const B* x, np_i64 len, const np_
     amax = a > amax ? a : amax;
   }
   if (p.family == NP_BLOCK_ABSMAX) {
-    // y = fl32(x * fl32(1/s)); s = 0: y = x * 0; fl32(1/s) = Inf: y = fl32(x / s).
+    // y = fl32(x * fl32(1/s)); s = 0: y = x * 0 (= the reference's x / 1 in the flat layout: ±0 either
+    // way); fl32(1/s) = Inf, or the flat layout's partial last block (len < divide_below): y = fl32(x / s).
     const float s = amax;
     const float r = s > 0.0f ? 1.0f / s : 0.0f;
-    const bool divide = s > 0.0f && (np_f32_bits(r) & 0x7fffffffu) == 0x7f800000u;
+    const bool divide = s > 0.0f && ((np_f32_bits(r) & 0x7fffffffu) == 0x7f800000u || len < p.divide_below);
     for (np_i64 j = 0; j < len; ++j) {
       const float xj = np_block_x(kind, x, j);
       const float y = divide ? xj / s : xj * r;
