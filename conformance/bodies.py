@@ -14,14 +14,28 @@ import numpy as np
 from hypothesis import strategies as st
 
 from natprec.reference import block_format_names, element_format_names, get_format
+from natprec.reference.errors import InvalidParameterError
 
 from .strategies import FLOAT_DTYPES, float_arrays, tie_rules
 
-__all__ = ["Body", "BODIES", "ELEMENT_FORMATS", "BLOCK_FORMATS", "SMALL_ELEMENT_FORMATS"]
+__all__ = ["Body", "BODIES", "ELEMENT_FORMATS", "BLOCK_FORMATS", "FLAT_FORMATS", "SMALL_ELEMENT_FORMATS"]
 
 #: From the reference's format registry: every element format, and every block format.
 ELEMENT_FORMATS = element_format_names()
 BLOCK_FORMATS = block_format_names()
+
+
+def _takes_flat(name: str) -> bool:
+    try:
+        get_format(name, layout="flat")
+    except InvalidParameterError:
+        return False
+    return True
+
+
+#: The block formats the reference accepts ``layout="flat"`` for (DEF-BLOCK-LAYOUT: bitsandbytes' blocks of the
+#: flattened tensor; the absmax formats).
+FLAT_FORMATS = tuple(n for n in BLOCK_FORMATS if _takes_flat(n))
 #: Element formats of at most 8 bits (small codebooks: census and margin bodies draw from these).
 SMALL_ELEMENT_FORMATS = tuple(n for n in ELEMENT_FORMATS if get_format(n).nbits <= 8)
 
@@ -44,6 +58,14 @@ def _quantize_element(impl, x, fmt, tie, saturate, nan_policy):
 def _quantize_block(impl, x, fmt, tie):
     q = impl.quantize(x, fmt, tie=tie)
     return q.codes, q.scales, q.tensor_scale, impl.dequantize(q, fmt)
+
+
+def _quantize_block_flat(impl, x, name, tie):
+    return _quantize_block(impl, x, get_format(name, layout="flat"), tie)
+
+
+def _census_flat(impl, x, name, tie):
+    return impl.injectivity_report(x, get_format(name, layout="flat"), tie=tie, nan_policy="omit")  # the whole report
 
 
 def _support(impl, x, by, nan_policy):
@@ -86,6 +108,13 @@ BODIES = {
         st.tuples(_block_arrays, st.sampled_from(BLOCK_FORMATS), tie_rules),
         _quantize_block,
     ),
+    "quantize_block_flat": Body(
+        ("DEF-BLOCK-LAYOUT", "DEF-FORMAT-BLOCK-ABSMAX"),
+        ("quantize", "dequantize"),
+        st.tuples(float_arrays(dtypes=FLOAT_DTYPES, allow_nan=False, allow_infinity=False),
+                  st.sampled_from(FLAT_FORMATS), tie_rules),
+        _quantize_block_flat,
+    ),
     "realized_support": Body(
         ("DEF-SUPPORT-VALUE", "DEF-SUPPORT-BITS"),
         ("realized_support",),
@@ -105,6 +134,12 @@ BODIES = {
         st.tuples(float_arrays(dtypes=FLOAT_DTYPES[:3]), st.sampled_from(ELEMENT_FORMATS + BLOCK_FORMATS),
                   tie_rules, st.sampled_from(["raise", "omit"]), st.sampled_from([None, 0, 1, 16])),
         _census_listed,
+    ),
+    "collision_census_flat": Body(
+        ("DEF-BLOCK-LAYOUT", "DEF-COLLISION-CENSUS", "DEF-CENSUS-PAIRS"),
+        ("injectivity_report",),
+        st.tuples(float_arrays(dtypes=FLOAT_DTYPES[:3], allow_infinity=False), st.sampled_from(FLAT_FORMATS), tie_rules),
+        _census_flat,
     ),
     "voronoi_margin": Body(
         ("DEF-MARGIN",),

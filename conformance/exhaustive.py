@@ -16,7 +16,7 @@ from natprec.reference.codebook import nearest_index
 
 from .harness import assert_bits_equal
 
-__all__ = ["DT16", "all16", "check_element_format_all16"]
+__all__ = ["DT16", "all16", "check_element_format_all16", "near_threshold_rows"]
 
 DT16 = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
 
@@ -24,6 +24,29 @@ DT16 = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16
 def all16(dtype) -> np.ndarray:
     """Every bit pattern of a 16-bit dtype, in bit order."""
     return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
+
+
+def near_threshold_rows(length: int, codebook: np.ndarray) -> np.ndarray:
+    """float32 rows of ``length`` elements, one per positive finite bfloat16 value a (every scale of a block):
+    a itself, then for every midpoint m of ``codebook`` (an element codebook's values, max |c| = 1) the four
+    float32 values from one below fl32(m · a) to two above it (alternately negated, at most a in magnitude) —
+    where fl32(x / a) and fl32(x · fl32(1/a)) can fall on two sides of a decision threshold — and the rest of
+    the row the bfloat16 ratios in [−1, 1] times a, taken in turn.  Row i's max |x| is a."""
+    v = all16(DT16["bfloat16"]).astype(np.float32)
+    a = v[np.isfinite(v) & (v > 0)]
+    r = v[np.isfinite(v) & (np.abs(v) <= 1)]
+    rows = (a[:, None] * np.resize(r, a.size * length).reshape(a.size, length)).astype(np.float32)
+    mids = (codebook[1:] + codebook[:-1]) / 2
+    near = (mids[None, :] * a[:, None].astype(np.float64)).astype(np.float32)
+    steps = [np.nextafter(near, np.float32(-np.inf)), near, np.nextafter(near, np.float32(np.inf))]
+    steps.append(np.nextafter(steps[2], np.float32(np.inf)))
+    cols = np.minimum(np.abs(np.stack(steps, axis=-1).reshape(a.size, -1)), a[:, None])
+    cols[:, 1::2] *= np.float32(-1)
+    if cols.shape[1] >= length:
+        raise ValueError(f"near_threshold_rows: {cols.shape[1]} values near the thresholds do not fit rows of {length}")
+    rows[:, 0] = a
+    rows[:, 1:1 + cols.shape[1]] = cols
+    return rows
 
 
 def check_element_format_all16(impl, fmt: str, dtype: str) -> int:

@@ -4,6 +4,9 @@
   float16 and bfloat16 codebooks included), every tie rule, saturating and not: codes,
   dequantized values (and the cell counts of a tier with a fused ``code_histogram``), margins,
   min margin;
+* every finite float16 and bfloat16 pattern for the block formats, and for the absmax formats in
+  the flat layout (DEF-BLOCK-LAYOUT: blocks across rows, a divided partial last block); the flat
+  layout's partial block at every 8th bfloat16 scale, next to every decision threshold;
 * every 16-bit pattern for the support functions and for discretized histograms;
 * with NATPREC_EXHAUSTIVE_FP32=1: all 2**32 float32 patterns for the NF4, FP4 (E2M1) and
   bitsandbytes FP4 decision rules, in chunks (NATPREC_EXHAUSTIVE_TIES, default "even"); on the
@@ -18,7 +21,8 @@ import numpy as np
 import pytest
 
 import natprec.reference as ref
-from natprec.conformance.exhaustive import DT16, all16, check_element_format_all16
+from natprec.conformance.bodies import FLAT_FORMATS
+from natprec.conformance.exhaustive import DT16, all16, check_element_format_all16, near_threshold_rows
 from natprec.conformance.harness import assert_bits_equal
 from natprec.reference import TIE_RULES, get_format
 
@@ -167,6 +171,55 @@ def test_every_16bit_pattern_block_formats(tier, name, rule, dtype):
                     tier.impl.quantize(xi, f, tie=tie)
                 continue
             assert_bits_equal(tier.impl.quantize(xi, f, tie=tie), want, f"{name}/{rule}/{dtype}/{tie}")
+
+
+@pytest.mark.spec("DEF-BLOCK-LAYOUT", "DEF-FORMAT-BLOCK-ABSMAX")
+@pytest.mark.tier_functions("quantize", "dequantize")
+@pytest.mark.parametrize("dtype", sorted(DT16))
+@pytest.mark.parametrize("name", FLAT_FORMATS)
+def test_every_16bit_pattern_flat_layout(tier, name, dtype):
+    # layout="flat": blocks of the flattened tensor, across rows; the last block partial and divided (n mod B
+    # elements), and every pattern in one partial block of a block size beyond n.
+    f = get_format(name, layout="flat")
+    x = all16(DT16[dtype])
+    x = x[np.isfinite(x.astype(np.float32))]
+    shuffled = np.random.default_rng(4).permutation(x)
+    cols = 3 * f.block_size + 7
+    inputs = [(f, x[: x.size - 37]), (f, shuffled[: (x.size // cols) * cols].reshape(-1, cols)),
+              (get_format(name, layout="flat", block_size=1 << 17), shuffled)]
+    for tie in TIE_RULES:
+        for g, xi in inputs:
+            try:
+                want = ref.quantize(xi, g, tie=tie)
+            except Exception as exc:
+                with pytest.raises(type(exc)):
+                    tier.impl.quantize(xi, g, tie=tie)
+                continue
+            got = tier.impl.quantize(xi, g, tie=tie)
+            assert_bits_equal(got, want, f"{name}/flat/{g.block_size}/{dtype}/{tie}")
+            assert_bits_equal(tier.impl.dequantize(got, g), ref.dequantize(want, g), f"{name}/flat/{dtype}/{tie} dequantized")
+
+
+@pytest.mark.spec("DEF-BLOCK-LAYOUT", "DEF-FORMAT-BLOCK-ABSMAX")
+@pytest.mark.tier_functions("quantize")
+@pytest.mark.parametrize("name", FLAT_FORMATS)
+def test_flat_partial_block_scales(tier, name):
+    # The flat layout's divided partial last block at every 8th positive finite bfloat16 scale s (every 64th for
+    # the tie rules other than 'even'), the block holding the float32 values next to each threshold times s; a
+    # full block of the same values (multiplied) in front.  One tensor of 2B - 1 elements per scale.
+    f = get_format(name, layout="flat")
+    bs = f.block_size
+    rows = near_threshold_rows(bs - 1, f.element.codebook.values)
+    for tie in TIE_RULES:
+        for row in rows[:: 8 if tie == "even" else 64]:
+            x = np.concatenate([np.resize(row, bs), row])
+            try:
+                want = ref.quantize(x, f, tie=tie)
+            except Exception as exc:
+                with pytest.raises(type(exc)):
+                    tier.impl.quantize(x, f, tie=tie)
+                break
+            assert_bits_equal(tier.impl.quantize(x, f, tie=tie), want, f"{name}/flat/{tie} s={row[0]!r}")
 
 
 @pytest.mark.spec("DEF-SUPPORT-VALUE", "DEF-SUPPORT-BITS", "DEF-TOTAL-ORDER")

@@ -30,23 +30,13 @@ from hypothesis import strategies as st
 import natprec.accelerated as acc
 import natprec.reference as ref
 from natprec.accelerated.plans import block_plan
-from natprec.conformance.exhaustive import DT16, all16
+from natprec.conformance.bodies import FLAT_FORMATS
+from natprec.conformance.exhaustive import DT16, all16, near_threshold_rows
 from natprec.conformance.harness import assert_bits_equal, assert_same_outcome
 from natprec.conformance.strategies import float_arrays, tie_rules
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
-
-
-def _takes_flat(name: str) -> bool:
-    try:
-        ref.get_format(name, layout="flat")
-    except ref.errors.InvalidParameterError:
-        return False
-    return True
-
-
-#: every block format the reference accepts layout="flat" for (the absmax ones)
-FLAT = tuple(n for n in ref.block_format_names() if _takes_flat(n))
+FLAT = FLAT_FORMATS  # every block format the reference accepts layout="flat" for (the absmax ones)
 
 
 def _flat(name, **kw):
@@ -110,27 +100,6 @@ def test_every_16bit_pattern(host, name, dtype):
     assert checked > 0
 
 
-def _every_scale_rows(length: int, codebook: np.ndarray) -> np.ndarray:
-    """One row of ``length`` elements per positive finite bfloat16 value a: a itself, then for every midpoint m
-    of the element codebook the four float32 values from one below fl32(m * a) to two above it (alternately
-    negated, at most a in magnitude), where fl32(x / a) and fl32(x * fl32(1/a)) can fall on two sides of a
-    decision threshold; the rest of the row the bfloat16 ratios in [-1, 1] times a, in turn."""
-    v = all16(BF16).astype(np.float32)
-    a = v[np.isfinite(v) & (v > 0)]
-    r = v[np.isfinite(v) & (np.abs(v) <= 1)]
-    rows = (a[:, None] * np.resize(r, a.size * length).reshape(a.size, length)).astype(np.float32)
-    mids = (codebook[1:] + codebook[:-1]) / 2
-    near = (mids[None, :] * a[:, None].astype(np.float64)).astype(np.float32)
-    steps = [np.nextafter(near, np.float32(-np.inf)), near, np.nextafter(near, np.float32(np.inf))]
-    steps.append(np.nextafter(steps[2], np.float32(np.inf)))
-    cols = np.minimum(np.abs(np.stack(steps, axis=-1).reshape(a.size, -1)), a[:, None])
-    cols[:, 1::2] *= np.float32(-1)
-    assert cols.shape[1] < length
-    rows[:, 0] = a
-    rows[:, 1:1 + cols.shape[1]] = cols
-    return rows
-
-
 @pytest.mark.spec("DEF-BLOCK-LAYOUT", "DEF-FORMAT-BLOCK-ABSMAX")
 @pytest.mark.parametrize("name", FLAT)
 def test_partial_block_every_scale(host, name):
@@ -139,7 +108,7 @@ def test_partial_block_every_scale(host, name):
     # divides, exactly as a tensor's last block); the reference quantizes each row as its own tensor.
     # tie="even" on every row, the other rules on every 8th.
     f = _flat(name)
-    x = _every_scale_rows(f.block_size - 1, f.element.codebook.values)
+    x = near_threshold_rows(f.block_size - 1, f.element.codebook.values)
     differs_from_multiply = 0
     for tie in ref.TIE_RULES:
         xs = x if tie == "even" else x[::8]
