@@ -15,6 +15,10 @@ Groups (float32 input unless said):
                   input uploaded from the host inside the timing; torch's input is on the device);
 * ``mxfp4``       MXFP4 (floor) codes and scales through the tier (upload and download timed too)
                   on 2**24 elements, against the reference;
+* ``nf4_absmax64``, ``nf4_absmax64_flat``  NF4 absmax codes and scales through the tier (upload and
+                  download timed too) on rows of 1001 elements (2**24 in all on the GPU), in the
+                  last-axis layout (a partial block per row) and the flat layout (DEF-BLOCK-LAYOUT:
+                  blocks of the flattened tensor, one divided partial block), against the reference;
 * ``census_nf4``, ``census_mxfp4``  the collision census (injectivity_report, default listing)
                   of float16-valued float32 (many repeats) through the tier on 2**24 elements
                   (upload, kernels, download and finish_census on the host timed); torch, for
@@ -200,6 +204,40 @@ def test_gpu_support32_and_mxfp4(dev):
     m = 1 << 24
     _record("mxfp4", "accelerated", m, _time_cpu(lambda: acc.quantize(x[:m], "mxfp4")), m * 4,
             note="tier call: prepare on the host, upload, kernel, download")
+
+
+ABSMAX_COLS = 1001  # not a multiple of 64: each row's last block is partial in the last-axis layout
+
+
+def _absmax_layouts():
+    """(group, format) of nf4_absmax64 in its two layouts (DEF-BLOCK-LAYOUT)."""
+    return (("nf4_absmax64", ref.get_format("nf4_absmax64")),
+            ("nf4_absmax64_flat", ref.get_format("nf4_absmax64", layout="flat")))
+
+
+def test_reference_absmax_layouts(x_ref):
+    x = x_ref[: (x_ref.size // ABSMAX_COLS) * ABSMAX_COLS].reshape(-1, ABSMAX_COLS)
+    for group, f in _absmax_layouts():
+        _record(group, "reference", x.size, _time_cpu(lambda: ref.quantize(x, f)), x.size * 4)
+
+
+@gpu
+def test_gpu_absmax_layouts(dev):
+    m = 1 << 24
+    x = np.random.default_rng(3).standard_normal(m).astype(np.float32)
+    x = x[: (m // ABSMAX_COLS) * ABSMAX_COLS].reshape(-1, ABSMAX_COLS)
+    for group, f in _absmax_layouts():
+        _record(group, "accelerated", x.size, _time_cpu(lambda: acc.quantize(x, f)), x.size * 4,
+                note="tier call: prepare on the host, upload, kernel, download")
+        q = acc.quantize(x, f)
+        assert acc.last_path() == "device" and q.layout == f.layout
+    # a cross-check of the layouts (not the conformance test): the flat layout's full blocks are the last-axis
+    # layout's blocks of x.reshape(-1)
+    flat = acc.quantize(x, _absmax_layouts()[1][1])
+    rows = acc.quantize(x.reshape(-1), "nf4_absmax64")
+    full = (x.size // 64) * 64
+    assert np.array_equal(flat.codes.reshape(-1)[:full], rows.codes[:full])
+    assert np.array_equal(flat.scales[: full // 64], rows.scales[: full // 64])
 
 
 def _census_input(n):
