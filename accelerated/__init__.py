@@ -18,8 +18,9 @@ entropies are the reference's functions on the host.
 Device paths:
   quantize / dequantize     element formats and Codebooks (float16/bfloat16/float32 input;
                             fused kernel: codes + cell histogram + margin + min margin);
-                            block formats' quantize (absmax, MX floor/RCEIL, NVFP4; any
-                            accepted input, as the reference's float32 values)
+                            block formats' quantize (absmax in the last-axis and the flat
+                            layout, MX floor/RCEIL, NVFP4; any accepted input, as the
+                            reference's float32 values)
   voronoi_margin, min_voronoi_margin   element formats and Codebooks
   realized_support, support_size       float16 and bfloat16 (65536 keys), float32 (radix sort)
   discretized_histogram                bins on the device; quotients within 8 ulp of an
