@@ -4,8 +4,8 @@ input, formats int2–int8, NF4, FP4, FP8, MXFP4, NVFP4), at two calibration siz
 Run: ``pytest bench/bench_report.py --benchmark-only``.  Each case runs the command as a user does (model loading,
 measurement in the default worker processes, report files and plots) and records the measurement's phases (summed
 over the workers) in ``extra_info``.  Cost model: baseline and gradients grow with the calibration size N; the
-forward sensitivity with sites × (≈ 2.4 int widths + formats that can still win on bits + ≈ 2.1 resolution steps) × N
-× the depth below each site; the information measures with the sites' sizes; plots with the sites.
+forward sensitivity with sites × (≈ 2 int widths + a scout on batch 0 + formats that can still win on bits + ≈ 2.1
+resolution steps) × N × the depth below each site; the information measures with the sites' sizes; plots with the sites.
 """
 
 from __future__ import annotations
