@@ -16,5 +16,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["natprec_versions"] = versions
     machine_info["natprec_cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     machine_info["natprec_omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
+    machine_info["natprec_malloc_mmap_threshold"] = os.environ.get("MALLOC_MMAP_THRESHOLD_")
     if hasattr(os, "getloadavg"):  # on a shared machine the ratios move with the load: the table says what it was
         machine_info["natprec_loadavg"] = list(os.getloadavg())
