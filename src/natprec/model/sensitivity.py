@@ -81,6 +81,7 @@ class Scout:
         self._state = (output, value, acc)
 
     def take(self, fmt: SiteFormat):
+        """(batch-0 output, installed value, [Σ squared site error, element count]) for ``fmt``'s forward point, once."""
         if fmt.name != self.format:
             raise InvalidParameterError(f"a scout of {self.format} cannot continue as {fmt.name}", value=fmt.name)
         if self._state is None:
