@@ -8,7 +8,7 @@
 # whole run fits in about 8 minutes), and the script goes on after a failing step:
 #   pycuda, install, import   setup (seconds)
 #   compile      accelerated/compile_kernels.sh
-#   host         tests/test_accelerated_host.py + _sweep.py + _census.py (the host build)
+#   host         tests/test_accelerated_host.py + _sweep.py + _census.py + _blocks.py + _flat.py (the host build)
 #   tiers        conformance/test_tiers.py, hypothesis profile ci                     (90 s)
 #   exhaustive16 conformance/test_exhaustive.py without the float32 sweep             (200 s)
 #   float32      all 2**32 float32 patterns x {nf4, float4_e2m1fn, fp4_bnb} x every tie rule,
@@ -71,7 +71,8 @@ step import 60 "$PY" -c "import natprec.accelerated as a; ok, why = a.gpu_availa
 step compile 60 bash accelerated/compile_kernels.sh
 PT=("$PY" -m pytest -p natprec.conformance.pytest_plugin)
 step host 150 env NATPREC_HYPOTHESIS_PROFILE=ci "${PT[@]}" -q tests/test_accelerated_host.py \
-  tests/test_accelerated_sweep.py tests/test_accelerated_census.py --junitxml="$OUTDIR/host.xml"
+  tests/test_accelerated_sweep.py tests/test_accelerated_census.py tests/test_accelerated_blocks.py \
+  tests/test_accelerated_flat.py --junitxml="$OUTDIR/host.xml"
 step tiers 90 env NATPREC_HYPOTHESIS_PROFILE=ci "${PT[@]}" conformance/test_tiers.py -rs \
   --junitxml="$OUTDIR/tiers.xml"
 step exhaustive16 200 env NATPREC_HYPOTHESIS_PROFILE=ci "${PT[@]}" conformance/test_exhaustive.py \
