@@ -59,6 +59,7 @@ __all__ = [
     "cast_codes",
     "search_codes",
     "CAST_DTYPES",
+    "CAST_FASTER",
     "CAST_INPUTS",
     "DequantizePlan",
     "BlockDequantizePlan",
@@ -878,12 +879,12 @@ def prepare_quantize(x, fmt, *, tie: str = "even", saturate: bool | None = None,
 def execute_quantize(plan: QuantizePlan | BlockQuantizePlan):
     """DEF-QUANTIZE — the reference executor: the encodings (or BlockQuantized) a prepared plan stands for.
 
-    Element formats: :func:`cast_codes` where a dtype cast computes the definition (THM-CAST-PATH),
-    else :func:`search_codes`, the definition itself.
+    Element formats: :func:`cast_codes` where a dtype cast computes the definition (THM-CAST-PATH) and is the
+    faster path (CAST_FASTER), else :func:`search_codes`, the definition itself.
     """
     if isinstance(plan, BlockQuantizePlan):
         return plan.format._execute(plan)
-    codes = cast_codes(plan)
+    codes = cast_codes(plan) if plan.format.name in CAST_FASTER else None
     return search_codes(plan) if codes is None else codes
 
 
@@ -897,6 +898,10 @@ CAST_DTYPES = {
     "float6_e3m2fn": np.dtype(ml_dtypes.float6_e3m2fn),
     "float4_e2m1fn": np.dtype(ml_dtypes.float4_e2m1fn),
 }
+#: The CAST_DTYPES formats that execute_quantize converts by the cast.  The 8-, 6- and 4-bit formats take the search:
+#: its tables (THM-BIN-SEARCH, and one of every 16-bit pattern) beat ml_dtypes' casts to them by 1.6–2.6× here
+#: (float8_e4m3fn from 2^24 float32: 27–48 ms against 71–77; from float16: 43 against 93).
+CAST_FASTER = ("float16", "bfloat16")
 #: Input dtypes the cast path takes: each converts to the target in one rounding (float64 may round twice).
 CAST_INPUTS = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16), np.dtype(np.float32))
 

@@ -21,8 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import natprec.reference.formats as formats
 from natprec.reference import get_format, quantize
-from natprec.reference.formats import CAST_DTYPES, cast_codes, prepare_quantize, search_codes
+from natprec.reference.formats import CAST_DTYPES, CAST_FASTER, cast_codes, prepare_quantize, search_codes
 
 FORMATS = list(CAST_DTYPES)
 MANTISSA = {n: int(ml_dtypes.finfo(d).nmant) for n, d in CAST_DTYPES.items()}
@@ -93,3 +94,16 @@ def test_the_cast_path_applies_only_where_it_is_proved():
     assert cast_codes(prepare_quantize(x, "nf4")) is None  # not an IEEE-like format
     for tie in ("down", "up", "away"):  # and those still give the search's codes through quantize
         assert np.array_equal(quantize(x, "bfloat16", tie=tie), search_codes(prepare_quantize(x, "bfloat16", tie=tie)))
+
+
+@pytest.mark.spec("THM-CAST-PATH")
+def test_quantize_casts_only_where_the_cast_is_faster(monkeypatch):
+    """execute_quantize converts CAST_FASTER's formats by the cast and every other format by the search (the same
+    codes either way, by the theorem): a recording cast_codes sees only those."""
+    seen = []
+    real = formats.cast_codes
+    monkeypatch.setattr(formats, "cast_codes", lambda plan: seen.append(plan.format.name) or real(plan))
+    x = np.linspace(-3, 3, 1 << 13, dtype=np.float32)
+    for name in FORMATS:
+        assert np.array_equal(quantize(x, name, saturate=True), search_codes(prepare_quantize(x, name, saturate=True)))
+    assert seen == [n for n in FORMATS if n in CAST_FASTER] and set(CAST_FASTER) <= set(CAST_DTYPES)
