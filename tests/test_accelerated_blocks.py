@@ -14,7 +14,6 @@ layout of codes and scales are checked too.  Bit for bit (codes, scales, tensor 
 * bad input raises the reference's exception with no backend (before any launch).
 """
 
-import shutil
 
 import ml_dtypes
 import numpy as np
@@ -36,13 +35,6 @@ IDS = [f"{n}-{r}" if r else n for n, r in VARIANTS]
 
 def _fmt(name, rule):
     return ref.get_format(name, scale_rule=rule) if rule else ref.get_format(name)
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed: cannot build accelerated/host_harness.cpp")
-    return acc.HostBackend(acc.build_host_library(tmp_path_factory.mktemp("natprec_host_blocks")))
 
 
 def _check(host, x, f, tie="even", what=""):

@@ -16,7 +16,6 @@ np_census_cell).  Checked bit for bit:
 * hypothesis arrays, formats, tie rules, NaN policies and listing bounds; the host paths.
 """
 
-import shutil
 
 import ml_dtypes
 import numpy as np
@@ -32,13 +31,6 @@ from natprec.conformance.strategies import float_arrays
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DEVICE_ELEMENT = tuple(n for n in ref.element_format_names() if acc.plans.device_ok(ref.get_format(n)))
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed: cannot build accelerated/host_harness.cpp")
-    return acc.HostBackend(acc.build_host_library(tmp_path_factory.mktemp("natprec_host_census")))
 
 
 def _same_report(host, x, fmt, *, path="device", **kw):

@@ -19,7 +19,6 @@ dequantized values, census reports):
 * hypothesis arrays of every dtype and shape; the collision census of a flat format.
 """
 
-import shutil
 
 import ml_dtypes
 import numpy as np
@@ -41,13 +40,6 @@ FLAT = FLAT_FORMATS  # every block format the reference accepts layout="flat" fo
 
 def _flat(name, **kw):
     return ref.get_format(name, layout="flat", **kw)
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed: cannot build accelerated/host_harness.cpp")
-    return acc.HostBackend(acc.build_host_library(tmp_path_factory.mktemp("natprec_host_flat")))
 
 
 def _check(host, x, f, tie="even", what=""):

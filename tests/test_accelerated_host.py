@@ -15,7 +15,6 @@ natprec.reference bit for bit:
 * bad input raises the reference's exception types with no GPU and no backend (before any launch).
 """
 
-import shutil
 import threading
 from fractions import Fraction
 
@@ -37,14 +36,6 @@ from natprec.reference.codebook import exact_gaps, thresholds
 BF16 = np.dtype(ml_dtypes.bfloat16)
 SMALL_FORMATS = [n for n in ref.FORMAT_NAMES
                  if isinstance(get_format(n), ref.ElementFormat) and len(get_format(n).codebook) <= 256]
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed: cannot build accelerated/host_harness.cpp")
-    lib = acc.build_host_library(tmp_path_factory.mktemp("natprec_host"))
-    return acc.HostBackend(lib)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ run-length logic bit for bit against natprec.reference:
 * hypothesis float32 arrays.
 """
 
-import shutil
 
 import numpy as np
 import pytest
@@ -24,13 +23,6 @@ import natprec.accelerated as acc
 import natprec.reference as ref
 from natprec.conformance.harness import assert_bits_equal, assert_same_outcome
 from natprec.conformance.strategies import float_arrays
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed: cannot build accelerated/host_harness.cpp")
-    return acc.HostBackend(acc.build_host_library(tmp_path_factory.mktemp("natprec_host_sort")))
 
 
 def _patterns() -> np.ndarray:

@@ -642,20 +642,8 @@ def _statistics(doc):
     return [{k: v for k, v in s.items() if k != "timing"} for s in doc["sites"]], doc["claim"], doc["summary"]
 
 
-@pytest.fixture(scope="module")
-def host_backend(tmp_path_factory):
-    """natprec.accelerated with its launches served by the g++ build of the kernels' scalar header."""
-    import shutil
-
-    import natprec.accelerated as acc
-
-    if shutil.which("g++") is None:
-        pytest.skip("g++ is not installed: cannot build accelerated/host_harness.cpp")
-    return acc.HostBackend(acc.build_host_library(tmp_path_factory.mktemp("natprec_host")))
-
-
 @pytest.mark.spec("DEF-SITE")
-def test_statistics_on_the_accelerated_tier_equal_the_reference_bit_for_bit(host_backend):
+def test_statistics_on_the_accelerated_tier_equal_the_reference_bit_for_bit(host):
     import natprec.accelerated as acc
     import natprec.reference as ref
     from natprec.model.runner import statistics_tier
@@ -676,7 +664,7 @@ def test_statistics_on_the_accelerated_tier_equal_the_reference_bit_for_bit(host
                 return out
             return call
 
-    with acc.use_backend(host_backend):
+    with acc.use_backend(host):
         assert statistics_tier("cuda") is acc  # a CUDA device and a working backend: the accelerated tier
         # One process: the calls are recorded here (forked workers would record them in their own memory).
         got = measure(tiny(), formats=formats, jacobian=True, device="cpu", tier=Recorded(), claim_tolerances=(1e-2,), workers=1)
