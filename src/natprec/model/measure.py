@@ -353,14 +353,12 @@ def _measure_site(ctx: _SiteContext, site) -> tuple[dict, dict]:
         t0 = time.perf_counter()
         points, batch0 = {}, {}  # batch0: int point → its batch-0 output, the Jacobian proxy's "actual"
         bits = sorted(ctx.by_bits)
-        scout = None
-        if not ctx.full_sweep:  # batch 0 alone at bisection's first probe: its Δ places the first probe too
-            scout = scout_point(runner, site, ctx.by_bits[bits[len(bits) // 2]])
+        first = bits[len(bits) // 2]  # bisection's first probe: a scout runs it on batch 0 alone, its Δ places it
+        scout = None if ctx.full_sweep else scout_point(runner, site, ctx.by_bits[first])
 
         def delta_at(b):
             outputs = {}
-            f = ctx.by_bits[b]
-            points[f"int{b}"] = forward_point(runner, site, f, outputs, scout=scout if scout and scout.format == f.name else None)
+            points[f"int{b}"] = forward_point(runner, site, ctx.by_bits[b], outputs, scout=scout if b == first else None)
             batch0[b] = outputs[0]
             return points[f"int{b}"]["distortion"]
         if ctx.full_sweep:
@@ -369,7 +367,7 @@ def _measure_site(ctx: _SiteContext, site) -> tuple[dict, dict]:
             b_search = monotone_search(full.__getitem__, bits, tolerance, predict=int_step_law)[0]  # the search's answer alone
         else:
             known = {}  # the claim's other tolerances reuse every point already measured
-            estimate = {bits[len(bits) // 2]: scout.distortion} if math.isfinite(scout.distortion) else None
+            estimate = {first: scout.distortion} if math.isfinite(scout.distortion) else None
             b_stars = {t: monotone_search(delta_at, bits, t, predict=int_step_law, known=known, estimate=estimate)[0]
                        for t in tolerances}
             b_search = b_stars[tolerance]
