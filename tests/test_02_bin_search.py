@@ -4,15 +4,16 @@
 the 2**16 bins (float32 values sharing their top 16 bits: sign, exponent, top 7 mantissa bits) are closed
 intervals of values, and a bin holding at most one threshold u maps x to (count below the bin) + [x > u].
 Within a bin, the search ``searchsorted(u, x, "left")`` and the table are constant on [vmin, u] and on
-(u, vmax] (on the whole bin when no threshold is inside), so evaluating both at vmin, u, the float32 after u,
-and vmax of every bin covers every class: agreement there is agreement on all 2**32 inputs.
+(u, vmax] (on the whole bin when no threshold is inside), and the keyed table on the lowest pattern and on the
+rest (patterns 1…FFFF), so evaluating all at each bin's patterns 0, 1 and FFFF, at u and at the float32 before
+and after u covers every class: agreement there is agreement on all 2**32 inputs.
 """
 
 import numpy as np
 import pytest
 
 from natprec.reference import element_format_names, get_format
-from natprec.reference.codebook import BINS_MIN, code_bins32, codes_by_bins32, index_bins32, nearest_index, thresholds
+from natprec.reference.codebook import BINS_MIN, bin_keys32, code_bins32, codes_by_bins32, index_bins32, nearest_index, thresholds
 from natprec.reference.formats import prepare_quantize, search_codes
 
 TIES = ("even", "down", "up", "away")
@@ -31,9 +32,9 @@ def _cases():
 
 
 def _class_points(cb, tie) -> np.ndarray:
-    """Every bin's lowest and highest bit pattern, and every threshold with the float32 after it (no NaN)."""
+    """Every bin's lowest, second and highest bit pattern, and every threshold with the float32 after it (no NaN)."""
     top = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
-    ends = np.concatenate([top, top | np.uint32(0xFFFF)]).view(np.float32)
+    ends = np.concatenate([top, top | np.uint32(1), top | np.uint32(0xFFFF)]).view(np.float32)
     u = thresholds(cb, tie, np.float32).astype(np.float32)
     u = u[np.isfinite(u)]
     pts = np.concatenate([ends, u, np.nextafter(u, np.float32(np.inf)), np.nextafter(u, np.float32(-np.inf))])
@@ -96,3 +97,28 @@ def test_random_float32_through_the_tables():
         enc = cb.encodings.astype(np.uint8)
         bins = code_bins32(cb, "down", np.dtype(np.uint8), None)
         np.testing.assert_array_equal(codes_by_bins32(x, bins), enc[np.searchsorted(u, x, side="left")])
+
+
+@pytest.mark.spec("THM-BIN-SEARCH")
+def test_keys_are_twice_the_bin_plus_an_interior_bit():
+    """KEY = 2 · bin + [low 16 bits ≠ 0] for every pattern below the wrap, checked at each bin's patterns 0, 1, 2,
+    FFFE and FFFF; the wrapped patterns (negative NaNs, from FFFF0001) still give keys below 2**17."""
+    top = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
+    for low in (0, 1, 2, 0xFFFE, 0xFFFF):
+        got = bin_keys32(top | np.uint32(low))
+        want = 2 * np.arange(1 << 16, dtype=np.uint32) + np.uint32(low != 0)
+        np.testing.assert_array_equal(got[:-1], want[:-1])
+    wrapped = bin_keys32(np.arange(0xFFFF0001, 1 << 32, dtype=np.uint64).astype(np.uint32))
+    assert wrapped.max() < 1 << 17
+
+
+def test_keyed_tables_where_the_thresholds_lie_on_bin_edges():
+    """The formats whose every midpoint needs at most 7 significant bits (the 8-, 6- and 4-bit minifloats and the
+    integer grids) get the one-gather table for every tie rule; bfloat16 (8-bit midpoints), NF4 and bitsandbytes' FP4
+    (float32 codewords) do not."""
+    keyed = {}
+    for name in element_format_names():
+        f = get_format(name)
+        b = code_bins32(f.codebook, "down", np.dtype(f.code_dtype), None)
+        keyed[name] = b is not None and b.keyed is not None
+    assert {n for n, k in keyed.items() if not k} == {"float16", "bfloat16", "nf4", "fp4_bnb"}

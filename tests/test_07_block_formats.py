@@ -350,6 +350,37 @@ def test_mx_matches_loop_oracle(name, rule, x, bs):
                 assert amax <= math.ldexp(MX[name][2], int(e[r, b]))
 
 
+@pytest.mark.spec("DEF-FORMAT-MX")
+@pytest.mark.parametrize("rule", ["floor", "rceil"])
+@pytest.mark.parametrize("name", tuple(MX))
+def test_mx_exponent_of_every_float32_class(name, rule):
+    """The shared exponent of a block of one |x| (read from the bits) against the exact rule, for every float32
+    exponent field and the mantissas where the rules turn: 0, 1, the element max's mantissa Mm and its neighbours,
+    all ones; the signs and zero too."""
+    mm = int(np.float32(MX[name][2]).view(np.uint32)) & 0x7FFFFF
+    mant = np.array(sorted({0, 1, max(mm - 1, 0), mm, mm + 1, 0x7FFFFF}), dtype=np.uint32)
+    bits = (np.arange(255, dtype=np.uint32)[:, None] << np.uint32(23)) | mant
+    a = np.concatenate([bits.ravel().view(np.float32), np.float32([0.0])])
+    x = np.concatenate([a, -a])
+    q = quantize(x, get_format(name, block_size=1, scale_rule=rule))
+    want = [_mx_exponent(float(v), MX[name][1], MX[name][2], rule) + 127 for v in np.abs(x)]
+    np.testing.assert_array_equal(q.scales, np.array(want, dtype=np.uint8))
+
+
+@pytest.mark.spec("DEF-FORMAT-MX")
+def test_mx_refuses_an_element_outside_its_exponent_arithmetic():
+    """MX scales read e from amax's bits, exact where emax_elem ≥ 0 and the element's max is a float32 ≥ 2."""
+    from natprec.reference import MXFormat
+    from natprec.reference.errors import CodebookError
+
+    fp4 = get_format("mxfp4")
+    with pytest.raises(CodebookError) as e:
+        MXFormat("mx_bad", fp4.element, -1, 32, "floor")
+    assert e.value.value == (-1, 6.0)
+    with pytest.raises(CodebookError):
+        MXFormat("mx_ternary", get_format("ternary"), 0, 32, "rceil")  # max 1
+
+
 def _microxcaling_elem(a: float, ebits: int, mbits: int, maxn: float, rounding: str) -> float:
     """microxcaling ``_quantize_elemwise_core`` (saturate_normals=True, allow_denorm=True) with its
     exact exponent (the CUDA path): private_exp = max(floor(log2 |A|), min_exp); scale to

@@ -13,6 +13,7 @@ from natprec.reference import (
     quantize,
     thresholds,
 )
+from natprec.reference.formats import TASK_ELEMENTS
 
 F32 = np.float32
 MX = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4"]
@@ -148,11 +149,12 @@ def test_mx_codes_equal_those_of_the_exact_scaled_values(name, rule):
 @pytest.mark.spec("DEF-FORMAT-BLOCK-ABSMAX", "DEF-FORMAT-MX", "DEF-FORMAT-NVFP4")
 @pytest.mark.parametrize("name", ["nf4_absmax64", "mxfp4", "mxfp8_e4m3", "nvfp4"])
 def test_rectangles_equal_column_slabs(name):
-    """A (3, 300 037) tensor — rows longer than a task (tasks are block ranges of one row), a partial last block per
-    row, and several threads — quantizes as its block-aligned column slabs do one by one (each one task of rows).
-    Every slab holds the tensor's max |x|, so NVFP4's tensor scale is the same."""
+    """An (8, TASK_ELEMENTS + 4 229) tensor — rows longer than a task (tasks are block ranges of one row), a partial last
+    block per row, and threads (over 4.2M elements: 16 chunks of 2^18 and more) — quantizes as its block-aligned column
+    slabs do one by one (each one task of rows).  Every slab holds the tensor's max |x|, so NVFP4's tensor scale is the
+    same."""
     fmt = get_format(name)
-    x = _x((3, 300_037), 5)
+    x = _x((8, TASK_ELEMENTS + 4229), 5)
     bs, w = fmt.block_size, 1000 * fmt.block_size
     m = np.abs(x).max()
     x[0, ::w] = m
@@ -162,4 +164,4 @@ def test_rectangles_equal_column_slabs(name):
     np.testing.assert_array_equal(q.codes, np.concatenate([p.codes for p in parts], axis=1))
     np.testing.assert_array_equal(q.scales, np.concatenate([p.scales for p in parts], axis=1))
     np.testing.assert_array_equal(dequantize(q, fmt), np.concatenate([dequantize(p, fmt) for p in parts], axis=1))
-    assert q.scales.shape == (3, -(-x.shape[1] // bs))
+    assert q.scales.shape == (8, -(-x.shape[1] // bs))
