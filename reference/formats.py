@@ -23,6 +23,7 @@ from ._domain import (
     as_float_array,
     assert_subnormals_survive,
     check_nan_policy,
+    has_nan,
     layout_of,
     map_chunks,
     map_tasks,
@@ -220,10 +221,10 @@ class ElementFormat:
                 f"format {self.name} has no Inf or NaN encoding: overflow can only saturate (saturate=False given)",
                 value=saturate,
             )
-        nan = nan_mask(arr)
-        if nan_policy == "raise":
+        nan = nan_mask(arr) if has_nan(arr) else None  # no mask of x's size where x holds no NaN
+        if nan is not None and nan_policy == "raise":
             raise_on_nan(arr, "x", nan)
-        elif nan.any() and self.nan_code is None:
+        if nan is not None and self.nan_code is None:
             raise NaNInputError(
                 f"format {self.name} has no NaN encoding, so nan_policy='propagate' cannot keep the NaNs of x",
                 value=int(np.flatnonzero(nan.ravel())[0]),
@@ -527,8 +528,7 @@ class _BlockFormat:
             if bins is not None:  # y is finite float32: THM-BIN-SEARCH's tables, signed zero folded in
                 c = codes_by_bins32(flat, bins)
             else:
-                c = search_codes(QuantizePlan(ep.format, flat, ep.tie, True, np.zeros(flat.shape, bool), ep.codebook,
-                                              ep.thresholds))
+                c = search_codes(QuantizePlan(ep.format, flat, ep.tie, True, None, ep.codebook, ep.thresholds))
             codes[t[0], c0:c1] = c.reshape(v.shape[0], -1)
             scales[t[0], t[1]:t[2]] = s.reshape(v.shape[0], -1)
         map_tasks(task, _block_tasks(*a2.shape, bs), a2.size)
@@ -810,7 +810,7 @@ def resolve_format(fmt) -> ElementFormat | AbsmaxBlockFormat | MXFormat | NVFP4F
 class QuantizePlan:
     """DEF-QUANTIZE — an element-format quantization whose checks have all passed.
 
-    ``x``: the input as accepted (DEF-DOMAIN), NaN mask ``nan``; ``codebook``: the
+    ``x``: the input as accepted (DEF-DOMAIN), NaN mask ``nan`` (None where x holds no NaN); ``codebook``: the
     codebook quantized against (the format's, or its ``extended`` one when not
     saturating) and its ``thresholds`` in x's dtype for ``tie`` (DEF-QUANTIZE).
     """
@@ -819,7 +819,7 @@ class QuantizePlan:
     x: np.ndarray
     tie: str
     saturate: bool
-    nan: np.ndarray
+    nan: np.ndarray | None
     codebook: Codebook
     thresholds: np.ndarray
 
@@ -928,22 +928,23 @@ def cast_codes(plan: QuantizePlan) -> np.ndarray | None:
     if target is None or plan.tie != "even" or arr.dtype not in CAST_INPUTS or _ELEMENTS.get(f.name) is not f:
         return None
     cd = f.code_dtype
-    flat, nan = arr.reshape(-1), plan.nan.reshape(-1)
+    flat = arr.reshape(-1)
+    nan = None if plan.nan is None else plan.nan.reshape(-1)
     top = _F32(f.max_finite)  # exact in float32 for every format of CAST_DTYPES (not in float16 or bfloat16)
     codes = np.empty(flat.size, dtype=cd)
+    cast = codes.view(target)  # the code dtype has the target's width: the cast writes the codes in place
 
     def run(sl):
         x = flat[sl]
         if plan.saturate:  # in float32, exactly: the input converts to it without rounding; NaN passes np.clip
             x = np.clip(x.astype(_F32, copy=False), -top, top)
         with np.errstate(over="ignore", invalid="ignore"):  # overflow to Inf/NaN is the non-saturating result
-            c = x.astype(target).view(np.uint16 if target.itemsize == 2 else np.uint8).astype(cd, copy=False)
-        if nan[sl].any():
+            cast[sl] = x
+        if nan is not None and nan[sl].any():
             lay = layout_of(arr.dtype)
             signbit = (np.ascontiguousarray(flat[sl]).view(lay.uint) >> lay.uint(lay.nbits - 1)).astype(bool)
             canon, sign = cd(f.nan_code), cd(1 << f.sign_bit)
-            c = np.where(nan[sl], np.where(signbit, canon | sign, canon), c).astype(cd)
-        codes[sl] = c
+            codes[sl] = np.where(nan[sl], np.where(signbit, canon | sign, canon), codes[sl])
     map_chunks(run, flat.size)  # NumPy releases the GIL in these calls: chunks on every core, the same bits
     return codes.reshape(arr.shape)
 
@@ -963,10 +964,11 @@ def search_codes(plan: QuantizePlan) -> np.ndarray:
     f, arr, cb = plan.format, plan.x, plan.codebook
     cd = f.code_dtype
     lay = layout_of(arr.dtype)
-    flat, nan = arr.reshape(-1), plan.nan.reshape(-1)
+    flat = arr.reshape(-1)
+    nan = None if plan.nan is None else plan.nan.reshape(-1)
     enc = cb.encodings.astype(cd)  # encodings fit the code dtype by construction
     signed_zero = f.signed_zero and f.zero_index >= 0
-    any_nan = bool(nan.any())
+    any_nan = nan is not None and bool(nan.any())
     codes = np.empty(flat.size, dtype=cd)
     # THM-BIN-SEARCH: the same codes, a table lookup per element
     bins = code_bins(plan) if arr.dtype == np.float32 and flat.size >= BINS_MIN else None

@@ -13,6 +13,7 @@ from natprec.reference import (
     EmptyInputError,
     InvalidParameterError,
     NaNInputError,
+    has_nan,
     nan_mask,
     natural_precision,
     natural_precision_task,
@@ -228,3 +229,31 @@ def test_sixteen_bit_types_count_all_patterns():
         v = realized_support(x, nan_policy="omit")
         assert v.size == (1 << 16) - nans - 1  # −0 joins +0
         assert realized_support(x, nan_policy="propagate").size == v.size + 1
+
+
+@pytest.mark.spec("DEF-DOMAIN")
+def test_has_nan_is_any_of_the_mask():
+    """has_nan (no mask of the input's size) = nan_mask(x).any() for every accepted dtype: every 16-bit pattern, each
+    NaN pattern alone in a chunked array (first, last and across a chunk boundary), ±Inf, 0-d, empty, strided."""
+    allbits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    for dt in (np.float16, ml_dtypes.bfloat16):
+        x = allbits.view(dt)
+        nan = nan_mask(x)
+        assert has_nan(x) and not has_nan(x[~nan])
+        for i in np.flatnonzero(nan)[::97]:
+            assert has_nan(x[i:i + 1]) and has_nan(np.asarray(x[i]))  # a 1-element and a 0-d array
+    n = (1 << 18) + 8  # more than one chunk of the bit test
+    for dt, uint in ((np.float32, np.uint32), (np.float64, np.uint64), (ml_dtypes.bfloat16, np.uint16)):
+        inf = np.array([np.inf], dtype=dt)
+        x = np.zeros(n, dtype=dt)
+        x[::3] = inf
+        x[1::3] = -inf
+        assert not has_nan(x) and not has_nan(x[::2]) and not has_nan(np.zeros(0, dt))
+        quiet = np.abs(np.array([np.nan], dtype=dt)).view(uint)[0]
+        sign = uint(1) << uint(8 * np.dtype(uint).itemsize - 1)
+        for pattern in (quiet, inf.view(uint)[0] | uint(1), quiet | sign):  # quiet, signalling, negative
+            for i in (0, n - 1, 1 << 18, (1 << 18) - 1):
+                y = x.copy()
+                y.view(uint)[i] = pattern
+                assert has_nan(y) == bool(nan_mask(y).any()) is True, (dt, hex(int(pattern)), i)
+                assert has_nan(y.reshape(8, -1)[:, ::-1]) is True
