@@ -85,15 +85,17 @@ def assert_bits_equal(got, want, path: str = "result") -> None:
         raise Mismatch(f"{path}: cannot compare values of type {type(want).__name__}")
 
 
-def assert_same_outcome(body, impl, reference, *args) -> None:
-    """The harness: same exception type, or results equal bit for bit."""
+def assert_same_outcome(body, impl, reference, *args, path: str = "result") -> str:
+    """The harness: same exception type, or results equal bit for bit.  Returns the outcome ("ok" or "raised");
+    ``path`` names the case in a Mismatch."""
     kind_r, ref = outcome(body, reference, *args)
     kind_t, got = outcome(body, impl, *args)
     if kind_r != kind_t:
         what = ref if kind_r == "raised" else got
-        raise Mismatch(f"reference {kind_r} but tier {kind_t}: {type(what).__name__}: {what}")
+        raise Mismatch(f"{path}: reference {kind_r} but tier {kind_t}: {type(what).__name__}: {what}")
     if kind_r == "raised":
         if type(got) is not type(ref):
-            raise Mismatch(f"exception type {type(got).__name__} != reference's {type(ref).__name__} ({ref})")
-        return
-    assert_bits_equal(got, ref)
+            raise Mismatch(f"{path}: exception type {type(got).__name__} != reference's {type(ref).__name__} ({ref})")
+        return kind_r
+    assert_bits_equal(got, ref, path)
+    return kind_r
