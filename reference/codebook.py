@@ -259,7 +259,7 @@ def _lut16(cb: Codebook, tie: str, dtype: np.dtype) -> np.ndarray:
 BINS_MIN = 1 << 12
 #: Elements per piece of the table lookups (temporaries of 0.5–1 MB per thread).  Pieces of 2^16 cost 5–15 % more
 #: (4096 × 4096 normals, two threads: float8_e4m3fn codes 28.2 → 24.0 ms, NF4 quantize 40.1 → 35.3): per-call costs and
-#: the GIL; pieces of 2^18 gain nothing more and add 0.2–0.35× a 2^22-element input to the peak (bench/peak_memory.py).
+#: the GIL; pieces of 2^18 gain nothing more and add 0.2–0.4× a 2^22-element input to the peak (bench/peak_memory.py).
 _BIN_PIECE = 1 << 17
 _HIGH = 1 if sys.byteorder == "little" else 0  # which uint16 half of a float32 holds its sign, exponent and top 7 bits
 

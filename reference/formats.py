@@ -357,8 +357,9 @@ def _scales_shape(shape: tuple, block: int, layout: str = "last_axis") -> tuple:
 
 #: Elements per task of the block executors (whole blocks, about this many).  Each NumPy call of a task drops the GIL
 #: for its length: at 2^16 elements two threads spent their time handing the GIL over and ran no faster than one
-#: (4096 × 4096 normals, mxfp8: 116 ms on one thread, 124 on two); at 2^18, 78 and 55 ms; at 2^19 another 10–15 %
-#: off every block format (mxfp8 rceil 48 → 41 ms, nf4_absmax64 60 → 50, nvfp4 65 → 57, in one alternating run).
+#: (4096 × 4096 normals, mxfp8: 116 ms on one thread, 124 on two); at 2^18, 78 and 55 ms.  2^19 against 2^18, with
+#: table pieces of 2^17, in two alternating runs: mxfp8 floor 45.4 → 38.3 and 39.6 → 33.2 ms, rceil 32.6 → 31.5 and
+#: 35.9 → 33.3, nf4_absmax64 46.8 → 45.5 and 40.0 → 39.2.
 TASK_ELEMENTS = 2 * CHUNK_ELEMENTS
 
 

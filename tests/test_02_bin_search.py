@@ -112,6 +112,7 @@ def test_keys_are_twice_the_bin_plus_an_interior_bit():
     assert wrapped.max() < 1 << 17
 
 
+@pytest.mark.spec("THM-BIN-SEARCH")
 def test_keyed_tables_where_the_thresholds_lie_on_bin_edges():
     """The formats whose every midpoint needs at most 7 significant bits (the 8-, 6- and 4-bit minifloats and the
     integer grids) get the one-gather table for every tie rule; bfloat16 (8-bit midpoints), NF4 and bitsandbytes' FP4
